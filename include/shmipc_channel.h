@@ -1,0 +1,221 @@
+/*  =========================================================================
+    shmipc_channel - a bidirectional message channel between two processes:
+    two shared-memory rings plus a Unix socket for the handshake, wake-ups
+    and control messages
+
+    Owns: the connected socket it was given, its own sealed segment (our
+    ring's data, our write and read indices, our sleep flags), the mapping of
+    the peer's segment (read-only), and any message being reassembled.
+    Does not own the messages it returns. Not thread-safe: one thread at a
+    time, like a ZeroMQ socket.
+
+    Messages are one or more frames, delivered whole or not at all, in order.
+    A message larger than the ring streams through it in chunks and is
+    reassembled on the far side. Wake-ups cross the socket only when the
+    other side has said, in its own segment, that it is going to sleep.
+    =========================================================================
+*/
+
+#ifndef SHMIPC_CHANNEL_H_INCLUDED
+#define SHMIPC_CHANNEL_H_INCLUDED
+
+#include "shmipc_common.h"
+#include "shmipc_msg.h"
+#include <sys/uio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct _shmipc_channel_t shmipc_channel_t;
+
+//  Roles: exactly one side of a channel is the server.
+#define SHMIPC_CLIENT 0
+#define SHMIPC_SERVER 1
+
+//  Bits returned by shmipc_channel_events.
+#define SHMIPC_POLLIN    1      //  A whole message can be received
+#define SHMIPC_POLLOUT   2      //  The ring has room for a message
+#define SHMIPC_POLLCTRL  4      //  A control message can be received
+#define SHMIPC_POLLERR   8      //  The channel is closed or broken
+
+//  Counters, for monitoring.
+typedef struct {
+    uint64_t msgs_sent;         //  Messages written to our ring
+    uint64_t bytes_sent;        //  Payload bytes written
+    uint64_t msgs_received;     //  Messages delivered to the caller
+    uint64_t bytes_received;    //  Payload bytes delivered
+    uint64_t wakeups_sent;      //  WAKE records we sent the peer
+    uint64_t wakeups_received;  //  WAKE records the peer sent us
+    uint64_t ctrl_sent;         //  Control messages sent
+    uint64_t ctrl_received;     //  Control messages received
+} shmipc_channel_stats_t;
+
+//  Create a channel over sock, a connected AF_UNIX SOCK_SEQPACKET socket
+//  (record boundaries keep every control record whole; a SOCK_STREAM socket
+//  is refused with EPROTOTYPE). name travels in the handshake; capacity is
+//  the size in bytes of the ring we write (rounded up to a power of two);
+//  role is SHMIPC_CLIENT or SHMIPC_SERVER. Sends our half of the handshake
+//  at once and returns without waiting for the peer's: see
+//  shmipc_channel_handshake. On success the channel owns sock (made
+//  non-blocking and close-on-exec); on failure the caller still does.
+//  Returns NULL with errno.
+SHMIPC_EXPORT shmipc_channel_t *
+    shmipc_channel_new (int sock, const char *name, size_t capacity, int role);
+
+//  Close the socket (the peer sees end of stream), unmap both segments,
+//  free everything. Messages already published stay readable by the peer,
+//  which keeps its own mapping. Idempotent; nullifies the reference.
+SHMIPC_EXPORT void
+    shmipc_channel_destroy (shmipc_channel_t **self_p);
+
+//  Complete the handshake: read the peer's half, check it (magic, version,
+//  opposite role, capacity, name) and attach its segment. timeout_ms: 0
+//  checks once, -1 waits for ever, otherwise waits that long. Returns 0 once
+//  ready, or -1 with errno: EAGAIN (not yet: timeout_ms elapsed), ETIMEDOUT
+//  (the handshake deadline passed), EPROTO (the peer broke the protocol),
+//  ECONNRESET (the peer went away).
+SHMIPC_EXPORT int
+    shmipc_channel_handshake (shmipc_channel_t *self, int timeout_ms);
+
+//  Set how long the handshake may take from channel creation, in ms
+//  (default 5000). A peer that has not completed it by then is refused.
+SHMIPC_EXPORT void
+    shmipc_channel_set_handshake_timeout (shmipc_channel_t *self, int timeout_ms);
+
+//  Return the monotonic time (ms, as zclock_mono / CLOCK_MONOTONIC) at which
+//  the pending handshake expires, or -1 once the channel is ready.
+SHMIPC_EXPORT int64_t
+    shmipc_channel_deadline (shmipc_channel_t *self);
+
+//  Return true once the handshake has completed.
+SHMIPC_EXPORT bool
+    shmipc_channel_ready (shmipc_channel_t *self);
+
+//  Return the name the peer sent, or NULL before the handshake completes.
+SHMIPC_EXPORT const char *
+    shmipc_channel_peer_name (shmipc_channel_t *self);
+
+//  Return the descriptor to poll for POLLIN. It becomes readable when a
+//  message, a control message or ring space arrives after a call returned
+//  EAGAIN, or when the peer goes away. Readable does not promise a message:
+//  call shmipc_channel_events (or just try) and poll again on EAGAIN.
+SHMIPC_EXPORT int
+    shmipc_channel_fd (shmipc_channel_t *self);
+
+//  Process whatever arrived on the socket and return SHMIPC_POLL* bits.
+//  When it returns no POLLIN bit, the descriptor will signal new messages.
+SHMIPC_EXPORT int
+    shmipc_channel_events (shmipc_channel_t *self);
+
+//  Transmit one message of nframes frames (nframes >= 1), whole or not at
+//  all. Flags: SHMIPC_DONTWAIT fails with EAGAIN when the ring is full
+//  instead of waiting for the reader; SHMIPC_DEFER leaves the message
+//  unpublished until shmipc_channel_flush (a batch then costs one publish
+//  and at most one wake-up). A message bigger than the ring is streamed in
+//  chunks; with SHMIPC_DONTWAIT it may return EAGAIN part-way, and the
+//  caller must repeat the call with the same frames to go on (a different
+//  message fails with EINVAL). Returns 0 or -1 with errno: EAGAIN,
+//  EPIPE (the peer is gone), EPROTO (the peer broke the protocol), EMSGSIZE
+//  (more than SHMIPC_FRAMES_MAX frames).
+SHMIPC_EXPORT int
+    shmipc_channel_sendv (shmipc_channel_t *self, const struct iovec *frames,
+                          size_t nframes, int flags);
+
+//  Transmit a one-frame message; as shmipc_channel_sendv.
+SHMIPC_EXPORT int
+    shmipc_channel_send (shmipc_channel_t *self, const void *data,
+                         size_t size, int flags);
+
+//  Transmit a shmipc_msg_t; as shmipc_channel_sendv. Does not take it.
+SHMIPC_EXPORT int
+    shmipc_channel_send_msg (shmipc_channel_t *self, shmipc_msg_t *msg,
+                             int flags);
+
+//  Publish deferred messages and wake the peer if it sleeps. Returns 0 or
+//  -1 with errno (EPROTO, EPIPE).
+SHMIPC_EXPORT int
+    shmipc_channel_flush (shmipc_channel_t *self);
+
+//  Receive one message into msg (reset first; its buffers are reused).
+//  Without SHMIPC_DONTWAIT waits for one. Returns 0, or -1 with errno:
+//  EAGAIN (none yet, or the receive timeout passed), ECONNRESET (the peer
+//  is gone and every message it sent has been delivered), EPROTO (the peer
+//  broke the protocol; the channel is closed), EMSGSIZE (bigger than the
+//  maximum message size; the channel is closed).
+SHMIPC_EXPORT int
+    shmipc_channel_recv_into (shmipc_channel_t *self, shmipc_msg_t *msg,
+                              int flags);
+
+//  Receive one message into a new shmipc_msg_t; as shmipc_channel_recv_into.
+SHMIPC_EXPORT shmipc_msg_t *
+    shmipc_channel_recv (shmipc_channel_t *self, int flags);
+
+//  Receive every pending message, up to max, into msgs [] (new messages the
+//  caller destroys). Without SHMIPC_DONTWAIT waits for the first. Returns the
+//  count (>= 1), or -1 with errno as shmipc_channel_recv_into.
+SHMIPC_EXPORT ssize_t
+    shmipc_channel_recv_vectored (shmipc_channel_t *self, shmipc_msg_t **msgs,
+                                  size_t max, int flags);
+
+//  Send a control message (at most SHMIPC_CTRL_MAX bytes) over the socket.
+//  Control messages bypass the rings. At most SHMIPC_CTRL_WINDOW may be
+//  unread by the peer; past that, fails with EAGAIN. Returns 0 or -1 with
+//  errno (EAGAIN, EMSGSIZE, EPIPE).
+SHMIPC_EXPORT int
+    shmipc_channel_send_ctrl (shmipc_channel_t *self, const void *data,
+                              size_t size);
+
+//  Receive a control message into buffer. Returns its size, or -1 with
+//  errno: EAGAIN (none), EMSGSIZE (buffer too small; the message stays),
+//  ECONNRESET (the peer is gone).
+SHMIPC_EXPORT ssize_t
+    shmipc_channel_recv_ctrl (shmipc_channel_t *self, void *buffer,
+                              size_t size);
+
+//  Set the send and receive timeouts for the waiting forms, in ms (-1, the
+//  default, waits for ever). A timeout fails with EAGAIN.
+SHMIPC_EXPORT void
+    shmipc_channel_set_sndtimeo (shmipc_channel_t *self, int timeout_ms);
+SHMIPC_EXPORT void
+    shmipc_channel_set_rcvtimeo (shmipc_channel_t *self, int timeout_ms);
+
+//  Set how long a waiting call spins on the ring before it sleeps, in
+//  microseconds (default 0). Spinning trades CPU for latency; it is bounded
+//  by this value, so an idle channel still sleeps.
+SHMIPC_EXPORT void
+    shmipc_channel_set_spin (shmipc_channel_t *self, int spin_us);
+
+//  Set the largest message (sum of frames, bytes) we accept; 0, the
+//  default, means no limit. A bigger message closes the channel (EMSGSIZE).
+SHMIPC_EXPORT void
+    shmipc_channel_set_maxmsgsize (shmipc_channel_t *self, size_t size);
+
+//  Set the largest ring capacity we accept from the peer (default
+//  SHMIPC_RING_MAX): a bound on the address space a peer can make us map.
+SHMIPC_EXPORT void
+    shmipc_channel_set_max_peer_capacity (shmipc_channel_t *self, size_t size);
+
+//  Return 0 if the channel works, else the errno that closed it.
+SHMIPC_EXPORT int
+    shmipc_channel_error (shmipc_channel_t *self);
+
+//  Return why the channel closed, in words ("" while it works).
+SHMIPC_EXPORT const char *
+    shmipc_channel_reason (shmipc_channel_t *self);
+
+//  Return the capacity of the ring we write and of the ring we read.
+SHMIPC_EXPORT size_t
+    shmipc_channel_capacity (shmipc_channel_t *self);
+SHMIPC_EXPORT size_t
+    shmipc_channel_peer_capacity (shmipc_channel_t *self);
+
+//  Copy the counters into stats.
+SHMIPC_EXPORT void
+    shmipc_channel_stats (shmipc_channel_t *self, shmipc_channel_stats_t *stats);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

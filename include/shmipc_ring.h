@@ -1,0 +1,133 @@
+/*  =========================================================================
+    shmipc_ring - one-way ring of variable-length records in shared memory
+
+    Owns: only its cursors. The memory is borrowed: the data area and the
+    write index live in the writer's segment, the read index in the reader's
+    segment, so each process writes only memory it owns. Single producer,
+    single consumer; not thread-safe on either side.
+
+    Indices are free-running 64-bit byte counts; offset = index mod size.
+    A record is an 8-byte header {u32 size, u32 flags} and size payload bytes,
+    padded to 8. Headers never straddle the end; payloads may wrap.
+
+    Memory ordering (C11): the writer stores payloads, then publishes its
+    write index with a release store; the reader loads it with acquire, so
+    every byte before the index is visible. The reader publishes its read
+    index with release after copying out; the writer loads it with acquire
+    before reusing the space. Wake-up flags are the channel's business.
+
+    Every index and header the ring reads from the peer's memory is checked
+    on every read; a violation is reported as -1/EPROTO, never trusted.
+    =========================================================================
+*/
+
+#ifndef SHMIPC_RING_H_INCLUDED
+#define SHMIPC_RING_H_INCLUDED
+
+#include "shmipc_common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct _shmipc_ring_t shmipc_ring_t;
+
+//  Bytes of record header.
+#define SHMIPC_RECORD_HEADER 8
+
+//  Record flags. The ring checks that no other bit is set.
+#define SHMIPC_RECORD_MORE   1     //  Another frame of this message follows
+#define SHMIPC_RECORD_CHUNK  2     //  This frame continues in the next record
+
+//  A record as seen by the reader: its header (already copied out of shared
+//  memory and checked) and where its payload lies, in one or two pieces when
+//  it wraps. The payload is still the peer's memory: copy before trusting.
+typedef struct {
+    uint32_t size;                  //  Payload bytes
+    uint32_t flags;                 //  SHMIPC_RECORD_* bits
+    const uint8_t *part [2];        //  Payload pieces; part [1] set if wrapped
+    size_t part_size [2];           //  Their sizes, summing to size
+} shmipc_record_t;
+
+//  Create the writing side over size bytes of data (a power of two between
+//  SHMIPC_RING_MIN and SHMIPC_RING_MAX), our write index, and the peer's
+//  read index (read-only to us). Starts at the indices' current values
+//  (both must be equal: an empty ring). Returns NULL with errno EINVAL.
+SHMIPC_EXPORT shmipc_ring_t *
+    shmipc_ring_new_writer (void *data, size_t size,
+                            uint64_t *head, const uint64_t *tail);
+
+//  Create the reading side over the peer's data and write index (read-only
+//  to us) and our read index.
+SHMIPC_EXPORT shmipc_ring_t *
+    shmipc_ring_new_reader (const void *data, size_t size,
+                            const uint64_t *head, uint64_t *tail);
+
+//  Destroy the ring (not the memory). Idempotent; nullifies the reference.
+SHMIPC_EXPORT void
+    shmipc_ring_destroy (shmipc_ring_t **self_p);
+
+//  Return the data size in bytes.
+SHMIPC_EXPORT size_t
+    shmipc_ring_size (shmipc_ring_t *self);
+
+//  Return the ring bytes a record with a payload of size bytes takes.
+SHMIPC_EXPORT size_t
+    shmipc_ring_record_size (size_t size);
+
+//  Writer: return the bytes free for new records, after loading the peer's
+//  read index. Trusts nothing: the index must lie between the last one seen
+//  and what we published. Returns -1/EPROTO if it does not.
+SHMIPC_EXPORT int64_t
+    shmipc_ring_space (shmipc_ring_t *self);
+
+//  Writer: append one record. The caller has checked shmipc_ring_space;
+//  writing past it is an API misuse (assert). Not visible until published.
+SHMIPC_EXPORT void
+    shmipc_ring_put (shmipc_ring_t *self, const void *data, size_t size,
+                     uint32_t flags);
+
+//  Writer: make every record put so far visible to the reader.
+SHMIPC_EXPORT void
+    shmipc_ring_publish (shmipc_ring_t *self);
+
+//  Writer: return true if records were put since the last publish.
+SHMIPC_EXPORT bool
+    shmipc_ring_pending (shmipc_ring_t *self);
+
+//  Reader: return the published bytes not yet consumed, after loading the
+//  peer's write index. Trusts nothing: the index must lie between the last
+//  one seen and our read index plus the size. Returns -1/EPROTO otherwise.
+SHMIPC_EXPORT int64_t
+    shmipc_ring_available (shmipc_ring_t *self);
+
+//  Reader: look at the next record without consuming it. Trusts nothing:
+//  the header is copied out once, then its size must fit in what was
+//  published and its flags must be known. Returns 0, or -1 with errno
+//  EAGAIN (nothing published) or EPROTO (a violation).
+SHMIPC_EXPORT int
+    shmipc_ring_peek (shmipc_ring_t *self, shmipc_record_t *record);
+
+//  Reader: copy a peeked record's payload to dest (record->size bytes).
+SHMIPC_EXPORT void
+    shmipc_ring_copy (const shmipc_record_t *record, void *dest);
+
+//  Reader: step past the record last peeked. Space is returned to the
+//  writer at the next release.
+SHMIPC_EXPORT void
+    shmipc_ring_consume (shmipc_ring_t *self);
+
+//  Reader: publish the read index, returning consumed space to the writer.
+//  Returns true if it moved.
+SHMIPC_EXPORT bool
+    shmipc_ring_release (shmipc_ring_t *self);
+
+//  Reader: return the bytes consumed but not yet released.
+SHMIPC_EXPORT size_t
+    shmipc_ring_unreleased (shmipc_ring_t *self);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

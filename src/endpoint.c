@@ -1,0 +1,333 @@
+/*  =========================================================================
+    endpoint - shm:// endpoints: parse, listen, accept, connect, and check
+    the peer's credentials
+
+    Owns: a listener's socket and the socket file it created. Connected
+    sockets are handed to the caller. Every endpoint string is untrusted.
+    =========================================================================
+*/
+
+#include "shmipc_endpoint.h"
+#include "util.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define S_SCHEME      "shm://"
+#define S_MAX_UIDS    16
+
+struct _shmipc_listener_t {
+    int sock;                           //  Listening socket; owned
+    char *endpoint;                     //  As given; owned
+    struct sockaddr_un addr;            //  Where we listen
+    socklen_t addr_len;                 //  Its length
+    bool is_path;                       //  A socket file (not abstract)
+    dev_t dev;                          //  The file we created: device
+    ino_t ino;                          //  and inode, to unlink only ours
+    bool any_uid;                       //  Accept peers of any uid
+    uid_t uids [S_MAX_UIDS];            //  Extra uids accepted
+    size_t nuids;                       //  How many
+};
+
+bool
+shmipc_endpoint_is_shm (const char *endpoint)
+{
+    return endpoint && strncmp (endpoint, S_SCHEME, strlen (S_SCHEME)) == 0;
+}
+
+int
+shmipc_endpoint_parse (const char *endpoint, struct sockaddr_un *addr,
+                       socklen_t *addr_len)
+{
+    //  Trusts: nothing in endpoint. Checks: scheme, form, length, and no
+    //  control characters (they have no place in a path or a name).
+    assert (addr && addr_len);
+    if (!shmipc_endpoint_is_shm (endpoint)) {
+        errno = EINVAL;
+        return -1;
+    }
+    const char *rest = endpoint + strlen (S_SCHEME);
+    size_t size = strlen (rest);
+    for (size_t index = 0; index < size; index++)
+        if ((unsigned char) rest [index] < 0x20 || rest [index] == 0x7f) {
+            errno = EINVAL;
+            return -1;
+        }
+    memset (addr, 0, sizeof *addr);
+    addr->sun_family = AF_UNIX;
+    if (rest [0] == '@') {
+        //  Abstract: a leading NUL, then the name, not terminated
+        if (size < 2 || size > sizeof addr->sun_path) {
+            errno = EINVAL;
+            return -1;
+        }
+        memcpy (addr->sun_path + 1, rest + 1, size - 1);
+        *addr_len = (socklen_t) (offsetof (struct sockaddr_un, sun_path) + size);
+        return 0;
+    }
+    if (rest [0] != '/' || size < 2 || size >= sizeof addr->sun_path) {
+        errno = EINVAL;
+        return -1;
+    }
+    memcpy (addr->sun_path, rest, size);
+    *addr_len = (socklen_t) (offsetof (struct sockaddr_un, sun_path) + size + 1);
+    return 0;
+}
+
+int
+shmipc_endpoint_peer_uid (int sock, uid_t *uid)
+{
+    assert (uid);
+    struct ucred cred;
+    socklen_t size = sizeof cred;
+    if (getsockopt (sock, SOL_SOCKET, SO_PEERCRED, &cred, &size) == -1)
+        return -1;
+    *uid = cred.uid;
+    return 0;
+}
+
+//  Return true if uid may talk to us by default: ourselves, or root.
+static bool
+s_default_uid (uid_t uid)
+{
+    return uid == geteuid () || uid == 0;
+}
+
+int
+shmipc_endpoint_connect (const char *endpoint, int flags)
+{
+    struct sockaddr_un addr;
+    socklen_t addr_len;
+    if (shmipc_endpoint_parse (endpoint, &addr, &addr_len))
+        return -1;
+    //  Blocking connect unless asked not to: a unix socket with a full
+    //  backlog gives no readiness event to wait on
+    int type = SOCK_SEQPACKET | SOCK_CLOEXEC;
+    if (flags & SHMIPC_DONTWAIT)
+        type |= SOCK_NONBLOCK;
+    int sock = socket (AF_UNIX, type, 0);
+    if (sock == -1)
+        return -1;
+    int rc;
+    do
+        rc = connect (sock, (struct sockaddr *) &addr, addr_len);
+    while (rc == -1 && errno == EINTR);
+    if (rc == -1 && errno == EISCONN)
+        rc = 0;
+    uid_t uid;
+    if (rc == 0 && (rc = shmipc_endpoint_peer_uid (sock, &uid)) == 0
+    &&  !(flags & SHMIPC_ANY_UID) && !s_default_uid (uid)) {
+        shmipc__log ("endpoint %s: refused server running as uid %u",
+                     endpoint, (unsigned) uid);
+        errno = EACCES;
+        rc = -1;
+    }
+    if (rc == 0 && !(flags & SHMIPC_DONTWAIT)) {
+        int fl = fcntl (sock, F_GETFL);
+        rc = fl == -1 ? -1 : fcntl (sock, F_SETFL, fl | O_NONBLOCK);
+    }
+    if (rc == -1) {
+        int saved = errno == EWOULDBLOCK ? EAGAIN : errno;
+        close (sock);
+        errno = saved;
+        return -1;
+    }
+    return sock;
+}
+
+//  A socket file exists at addr: return true if a live listener holds it.
+static bool
+s_path_is_live (const struct sockaddr_un *addr, socklen_t addr_len)
+{
+    int probe = socket (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (probe == -1)
+        return true;            //  Cannot tell: do not steal
+    int rc = connect (probe, (const struct sockaddr *) addr, addr_len);
+    bool refused = rc == -1 && (errno == ECONNREFUSED || errno == ENOENT);
+    close (probe);
+    return !refused;
+}
+
+shmipc_listener_t *
+shmipc_listener_new (const char *endpoint)
+{
+    shmipc_listener_t *self = (shmipc_listener_t *) calloc (1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->sock = -1;
+    if (shmipc_endpoint_parse (endpoint, &self->addr, &self->addr_len))
+        goto failed;
+    self->endpoint = strdup (endpoint);
+    if (!self->endpoint)
+        goto failed;
+    self->is_path = self->addr.sun_path [0] != 0;
+    self->sock = socket (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (self->sock == -1)
+        goto failed;
+
+    if (bind (self->sock, (struct sockaddr *) &self->addr, self->addr_len) == -1) {
+        if (errno != EADDRINUSE || !self->is_path)
+            goto failed;
+        //  Something is there. Replace it only if it is a socket file that
+        //  nobody listens on: what a crashed process leaves behind.
+        struct stat st;
+        if (lstat (self->addr.sun_path, &st) == -1)
+            goto failed;
+        if (!S_ISSOCK (st.st_mode)) {
+            errno = EEXIST;
+            goto failed;
+        }
+        if (s_path_is_live (&self->addr, self->addr_len)) {
+            errno = EADDRINUSE;
+            goto failed;
+        }
+        shmipc__log ("endpoint %s: replacing stale socket file", endpoint);
+        if (unlink (self->addr.sun_path) == -1 && errno != ENOENT)
+            goto failed;
+        if (bind (self->sock, (struct sockaddr *) &self->addr, self->addr_len) == -1)
+            goto failed;
+    }
+    if (self->is_path) {
+        //  Owner-only before anyone can connect: listen () has not run yet
+        struct stat st;
+        if (chmod (self->addr.sun_path, 0600) == -1
+        ||  lstat (self->addr.sun_path, &st) == -1) {
+            int saved = errno;
+            unlink (self->addr.sun_path);
+            errno = saved;
+            goto failed;
+        }
+        self->dev = st.st_dev;
+        self->ino = st.st_ino;
+    }
+    if (listen (self->sock, SOMAXCONN) == -1) {
+        int saved = errno;
+        if (self->is_path)
+            unlink (self->addr.sun_path);
+        errno = saved;
+        goto failed;
+    }
+    return self;
+
+failed:;
+    int saved = errno;
+    self->is_path = false;      //  Nothing of ours to unlink
+    shmipc_listener_destroy (&self);
+    errno = saved;
+    return NULL;
+}
+
+void
+shmipc_listener_destroy (shmipc_listener_t **self_p)
+{
+    assert (self_p);
+    if (*self_p) {
+        shmipc_listener_t *self = *self_p;
+        if (self->is_path) {
+            //  Unlink only the file we made, not a successor's
+            struct stat st;
+            if (lstat (self->addr.sun_path, &st) == 0
+            &&  st.st_dev == self->dev && st.st_ino == self->ino)
+                unlink (self->addr.sun_path);
+        }
+        if (self->sock >= 0)
+            close (self->sock);
+        free (self->endpoint);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+int
+shmipc_listener_fd (shmipc_listener_t *self)
+{
+    assert (self);
+    return self->sock;
+}
+
+const char *
+shmipc_listener_endpoint (shmipc_listener_t *self)
+{
+    assert (self);
+    return self->endpoint;
+}
+
+//  Return true if the listener accepts a peer running as uid.
+static bool
+s_uid_allowed (shmipc_listener_t *self, uid_t uid)
+{
+    if (self->any_uid || s_default_uid (uid))
+        return true;
+    for (size_t index = 0; index < self->nuids; index++)
+        if (self->uids [index] == uid)
+            return true;
+    return false;
+}
+
+int
+shmipc_listener_accept (shmipc_listener_t *self)
+{
+    assert (self);
+    while (true) {
+        int sock = accept4 (self->sock, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (sock == -1) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (errno == EWOULDBLOCK)
+                errno = EAGAIN;
+            return -1;
+        }
+        uid_t uid;
+        if (shmipc_endpoint_peer_uid (sock, &uid) == -1) {
+            int saved = errno;
+            close (sock);
+            errno = saved;
+            return -1;
+        }
+        if (!s_uid_allowed (self, uid)) {
+            shmipc__log ("endpoint %s: refused peer running as uid %u",
+                         self->endpoint, (unsigned) uid);
+            close (sock);
+            errno = EACCES;
+            return -1;
+        }
+        return sock;
+    }
+}
+
+int
+shmipc_listener_set_mode (shmipc_listener_t *self, mode_t mode)
+{
+    assert (self);
+    if (!self->is_path) {
+        errno = EINVAL;
+        return -1;
+    }
+    return chmod (self->addr.sun_path, mode);
+}
+
+int
+shmipc_listener_allow_uid (shmipc_listener_t *self, uid_t uid)
+{
+    assert (self);
+    if (self->nuids == S_MAX_UIDS) {
+        errno = ENOSPC;
+        return -1;
+    }
+    self->uids [self->nuids++] = uid;
+    return 0;
+}
+
+void
+shmipc_listener_allow_any_uid (shmipc_listener_t *self)
+{
+    assert (self);
+    self->any_uid = true;
+}

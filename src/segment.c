@@ -1,0 +1,199 @@
+/*  =========================================================================
+    segment - sealed memfd segments: create and seal ours, check and map a
+    peer's read-only
+
+    Owns one memfd and one mapping per segment. The seals are the kernel's
+    guarantee that a peer can neither write our memory nor resize it (so no
+    SIGBUS), whatever it does.
+    =========================================================================
+*/
+
+#include "shmipc_segment.h"
+#include "util.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+_Static_assert (SHMIPC_SEGMENT_SEALS
+    == (F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE),
+    "SHMIPC_SEGMENT_SEALS must match fcntl.h");
+
+#define S_MAGIC     0x4745534350494d53ULL   //  "SMIPCSEG", little-endian
+#define S_VERSION   1
+
+//  The header at offset 0 of every segment; written once by its owner
+//  before the descriptor is sent, so the peer reads it once, on attach.
+typedef struct {
+    uint64_t magic;             //  S_MAGIC
+    uint32_t version;           //  S_VERSION
+    uint32_t kind;              //  Caller's tag (what the rest holds)
+    uint64_t size;              //  Total bytes, equal to the memfd's size
+} s_header_t;
+
+struct _shmipc_segment_t {
+    int fd;                     //  The memfd; owned
+    void *data;                 //  Its mapping; owned
+    size_t size;                //  Mapped bytes
+    bool writable;              //  True if we created it (read-write)
+};
+
+static size_t
+s_page_round (size_t size)
+{
+    size_t page = (size_t) sysconf (_SC_PAGESIZE);
+    return (size + page - 1) / page * page;
+}
+
+shmipc_segment_t *
+shmipc_segment_new (const char *name, size_t size, uint32_t kind)
+{
+    assert (name);
+    if (size < SHMIPC_SEGMENT_HEADER || size > (1UL << 40)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    shmipc_segment_t *self = (shmipc_segment_t *) calloc (1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->size = s_page_round (size);
+    self->writable = true;
+    self->data = MAP_FAILED;
+    char label [64];
+    snprintf (label, sizeof label, "shmipc:%s", name);
+    self->fd = memfd_create (label, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (self->fd == -1
+    ||  ftruncate (self->fd, (off_t) self->size) == -1)
+        goto failed;
+    //  Populate now: the hot path should not take page faults
+    self->data = mmap (NULL, self->size, PROT_READ | PROT_WRITE,
+                       MAP_SHARED | MAP_POPULATE, self->fd, 0);
+    if (self->data == MAP_FAILED)
+        goto failed;
+    s_header_t *header = (s_header_t *) self->data;
+    header->magic = S_MAGIC;
+    header->version = S_VERSION;
+    header->kind = kind;
+    header->size = self->size;
+    //  Our read-write mapping exists; from now on nobody gets another one
+    if (fcntl (self->fd, F_ADD_SEALS, SHMIPC_SEGMENT_SEALS) == -1)
+        goto failed;
+    return self;
+
+failed:;
+    int saved = errno;
+    shmipc_segment_destroy (&self);
+    errno = saved;
+    return NULL;
+}
+
+//  Refuse fd with errno code and a logged reason; closes fd.
+static shmipc_segment_t *
+s_refuse (int fd, int code, const char *reason)
+{
+    shmipc__log ("segment: refused descriptor: %s", reason);
+    close (fd);
+    errno = code;
+    return NULL;
+}
+
+shmipc_segment_t *
+shmipc_segment_attach (int fd, size_t min_size, size_t max_size, uint32_t kind)
+{
+    //  Trusts nothing about fd: type, seals, size and header are all checked
+    //  before anything is mapped or read.
+    struct stat st;
+    if (fd < 0 || fstat (fd, &st) == -1)
+        return s_refuse (fd, EBADF, "not a descriptor");
+    struct statfs fs;
+    if (!S_ISREG (st.st_mode) || fstatfs (fd, &fs) == -1
+    ||  fs.f_type != TMPFS_MAGIC)
+        return s_refuse (fd, EBADF, "not a memfd");
+    int seals = fcntl (fd, F_GET_SEALS);
+    if (seals == -1)
+        return s_refuse (fd, EBADF, "not a memfd (no seals)");
+    if (seals != SHMIPC_SEGMENT_SEALS)
+        return s_refuse (fd, EPERM, "wrong seals");
+    if (st.st_size < (off_t) SHMIPC_SEGMENT_HEADER
+    ||  (size_t) st.st_size < min_size || (size_t) st.st_size > max_size
+    ||  (size_t) st.st_size != s_page_round ((size_t) st.st_size))
+        return s_refuse (fd, EMSGSIZE, "size out of range");
+
+    shmipc_segment_t *self = (shmipc_segment_t *) calloc (1, sizeof *self);
+    if (!self) {
+        close (fd);
+        return NULL;
+    }
+    self->fd = fd;
+    self->size = (size_t) st.st_size;
+    self->data = mmap (NULL, self->size, PROT_READ, MAP_SHARED, fd, 0);
+    if (self->data == MAP_FAILED) {
+        int saved = errno;
+        shmipc_segment_destroy (&self);
+        errno = saved;
+        return NULL;
+    }
+    //  Copy the header once; the peer may change it under us afterwards,
+    //  but nothing uses it again.
+    s_header_t header;
+    memcpy (&header, (const void *) self->data, sizeof header);
+    if (header.magic != S_MAGIC || header.version != S_VERSION
+    ||  header.kind != kind || header.size != self->size) {
+        shmipc__log ("segment: refused descriptor: bad header");
+        shmipc_segment_destroy (&self);
+        errno = EPROTO;
+        return NULL;
+    }
+    return self;
+}
+
+void
+shmipc_segment_destroy (shmipc_segment_t **self_p)
+{
+    assert (self_p);
+    if (*self_p) {
+        shmipc_segment_t *self = *self_p;
+        if (self->data != MAP_FAILED && self->data)
+            munmap (self->data, self->size);
+        if (self->fd >= 0)
+            close (self->fd);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+void *
+shmipc_segment_data (shmipc_segment_t *self)
+{
+    assert (self);
+    return self->data;
+}
+
+size_t
+shmipc_segment_size (shmipc_segment_t *self)
+{
+    assert (self);
+    return self->size;
+}
+
+int
+shmipc_segment_fd (shmipc_segment_t *self)
+{
+    assert (self);
+    return self->fd;
+}
+
+bool
+shmipc_segment_writable (shmipc_segment_t *self)
+{
+    assert (self);
+    return self->writable;
+}

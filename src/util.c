@@ -1,0 +1,107 @@
+/*  =========================================================================
+    util - diagnostics and clock helpers for the core
+
+    Owns the process-wide verbose flag.
+    =========================================================================
+*/
+
+#include "util.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+//  -1: not yet read from the environment; 0 off; 1 on.
+static atomic_int s_verbose = -1;
+
+void
+shmipc_set_verbose (bool verbose)
+{
+    atomic_store (&s_verbose, verbose ? 1 : 0);
+}
+
+bool
+shmipc_verbose (void)
+{
+    int verbose = atomic_load (&s_verbose);
+    if (verbose < 0) {
+        const char *env = getenv ("SHMIPC_VERBOSE");
+        verbose = env && *env && strcmp (env, "0") != 0;
+        atomic_store (&s_verbose, verbose);
+    }
+    return verbose == 1;
+}
+
+void
+shmipc__log (const char *format, ...)
+{
+    if (!shmipc_verbose ())
+        return;
+    char line [512];
+    va_list args;
+    va_start (args, format);
+    vsnprintf (line, sizeof line, format, args);
+    va_end (args);
+    //  One write per line, so lines from threads do not interleave
+    fprintf (stderr, "shmipc[%d]: %s\n", (int) getpid (), line);
+}
+
+int64_t
+shmipc__now_us (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t
+shmipc__now_ms (void)
+{
+    return shmipc__now_us () / 1000;
+}
+
+int64_t
+shmipc__deadline (int timeout_ms)
+{
+    return timeout_ms < 0 ? -1 : shmipc__now_ms () + timeout_ms;
+}
+
+int
+shmipc__remaining_ms (int64_t deadline)
+{
+    if (deadline < 0)
+        return -1;
+    int64_t left = deadline - shmipc__now_ms ();
+    return left < 0 ? 0 : (int) (left > 0x7fffffff ? 0x7fffffff : left);
+}
+
+int
+shmipc__poll_fd (int fd, short events, int timeout_ms)
+{
+    int64_t deadline = shmipc__deadline (timeout_ms);
+    while (true) {
+        struct pollfd item = { .fd = fd, .events = events };
+        int rc = poll (&item, 1, shmipc__remaining_ms (deadline));
+        if (rc > 0)
+            return item.revents;
+        if (rc == 0)
+            return 0;
+        if (errno != EINTR)
+            return -1;
+    }
+}
+
+size_t
+shmipc__pow2 (size_t size)
+{
+    size_t pow2 = 1;
+    while (pow2 < size)
+        pow2 <<= 1;
+    return pow2;
+}
