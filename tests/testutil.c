@@ -1,0 +1,197 @@
+/*  =========================================================================
+    testutil - resource counts, scaling and process helpers for the tests
+    =========================================================================
+*/
+
+#include "testutil.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static int
+s_count_dir (const char *path)
+{
+    DIR *dir = opendir (path);
+    if (!dir)
+        return -1;
+    int count = 0;
+    struct dirent *entry;
+    while ((entry = readdir (dir)))
+        if (entry->d_name [0] != '.')
+            count++;
+    closedir (dir);
+    return count - (strcmp (path, "/proc/self/fd") == 0);   //  opendir's own
+}
+
+int
+tu_fd_count (void)
+{
+    return s_count_dir ("/proc/self/fd");
+}
+
+int
+tu_thread_count (void)
+{
+    return s_count_dir ("/proc/self/task");
+}
+
+int
+tu_map_count (void)
+{
+    FILE *file = fopen ("/proc/self/maps", "r");
+    if (!file)
+        return -1;
+    int count = 0, ch;
+    while ((ch = fgetc (file)) != EOF)
+        count += ch == '\n';
+    fclose (file);
+    return count;
+}
+
+tu_baseline_t
+tu_baseline (void)
+{
+    tu_baseline_t baseline = {
+        .fds = tu_fd_count (),
+        .maps = tu_map_count (),
+        .threads = tu_thread_count ()
+    };
+    return baseline;
+}
+
+void
+tu_assert_baseline (tu_baseline_t baseline)
+{
+    tu_baseline_t now = tu_baseline ();
+    for (int tries = 0; tries < 200; tries++) {
+        if (now.fds == baseline.fds && now.maps <= baseline.maps
+        &&  now.threads == baseline.threads)
+            break;
+        usleep (10000);
+        now = tu_baseline ();
+    }
+    if (now.fds != baseline.fds || now.maps > baseline.maps
+    ||  now.threads != baseline.threads)
+        print_error ("baseline: fds %d -> %d, maps %d -> %d, threads %d -> %d\n",
+                     baseline.fds, now.fds, baseline.maps, now.maps,
+                     baseline.threads, now.threads);
+    assert_int_equal (now.fds, baseline.fds);
+    assert_true (now.maps <= baseline.maps);
+    assert_int_equal (now.threads, baseline.threads);
+}
+
+long
+tu_scaled (long count, long minimum)
+{
+    const char *env = getenv ("SHMIPC_TEST_SCALE");
+    double scale = env ? atof (env) : 1.0;
+    if (scale <= 0)
+        scale = 1.0;
+    long scaled = (long) ((double) count * scale);
+    return scaled < minimum ? minimum : scaled;
+}
+
+int
+tu_under_valgrind (void)
+{
+    const char *preload = getenv ("LD_PRELOAD");
+    return preload && strstr (preload, "valgrind") != NULL;
+}
+
+void
+tu_endpoint (char *buffer, size_t size, char kind)
+{
+    static int counter = 0;
+    if (kind == 'a')
+        snprintf (buffer, size, "shm://@shmipc-test-%d-%d", (int) getpid (), counter++);
+    else
+        snprintf (buffer, size, "shm:///tmp/shmipc-test-%d-%d", (int) getpid (), counter++);
+}
+
+pid_t
+tu_fork (int (*fn) (void *), void *arg)
+{
+    fflush (NULL);
+    pid_t pid = fork ();
+    assert_true (pid >= 0);
+    if (pid == 0)
+        _exit (fn (arg));
+    return pid;
+}
+
+int
+tu_wait (pid_t pid)
+{
+    int status;
+    while (waitpid (pid, &status, 0) == -1)
+        if (errno != EINTR)
+            return -1;
+    if (WIFSIGNALED (status))
+        return 128 + WTERMSIG (status);
+    return WEXITSTATUS (status);
+}
+
+void
+tu_channel_pair (size_t capacity_a, size_t capacity_b,
+                 shmipc_channel_t **a, shmipc_channel_t **b)
+{
+    int pair [2];
+    assert_int_equal (socketpair (AF_UNIX, SOCK_SEQPACKET, 0, pair), 0);
+    *a = shmipc_channel_new (pair [0], "a", capacity_a, SHMIPC_CLIENT);
+    assert_non_null (*a);
+    *b = shmipc_channel_new (pair [1], "b", capacity_b, SHMIPC_SERVER);
+    assert_non_null (*b);
+    assert_int_equal (shmipc_channel_handshake (*a, 1000), 0);
+    assert_int_equal (shmipc_channel_handshake (*b, 1000), 0);
+}
+
+//  xorshift64: cheap, reproducible bytes.
+static uint64_t
+s_next (uint64_t *state)
+{
+    uint64_t x = *state;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return *state = x;
+}
+
+void
+tu_fill (void *buffer, size_t size, uint64_t seed)
+{
+    uint64_t state = seed * 0x9E3779B97F4A7C15ULL + 1;
+    uint8_t *bytes = (uint8_t *) buffer;
+    size_t index = 0;
+    for (; index + 8 <= size; index += 8) {
+        uint64_t value = s_next (&state);
+        memcpy (bytes + index, &value, 8);
+    }
+    uint64_t value = s_next (&state);
+    for (; index < size; index++)
+        bytes [index] = (uint8_t) (value >>= 8);
+}
+
+int
+tu_check (const void *buffer, size_t size, uint64_t seed)
+{
+    uint64_t state = seed * 0x9E3779B97F4A7C15ULL + 1;
+    const uint8_t *bytes = (const uint8_t *) buffer;
+    size_t index = 0;
+    for (; index + 8 <= size; index += 8) {
+        uint64_t value = s_next (&state);
+        if (memcmp (bytes + index, &value, 8))
+            return 0;
+    }
+    uint64_t value = s_next (&state);
+    for (; index < size; index++)
+        if (bytes [index] != (uint8_t) (value >>= 8))
+            return 0;
+    return 1;
+}
