@@ -1,13 +1,23 @@
 /*  =========================================================================
-    shmipc - shared-memory transport for ZeroMQ programs
+    shmipc - shared-memory transport for ZeroMQ (czmq) programs
 
-    The umbrella header. The core (no ZeroMQ) is in the shmipc_*.h headers
-    it includes; the czmq layer's API is declared here.
+    The umbrella header: the core (plain C + Linux, in the shmipc_*.h
+    headers it includes) and the czmq layer declared here. A czmq program
+    moves to shared memory by changing an endpoint string:
+
+        zsock_t *server = shmipc_sock_new (ZMQ_REP, "@shm:///run/app/svc");
+        zsock_t *client = shmipc_sock_new (ZMQ_REQ, ">shm:///run/app/svc");
+
+    The sockets are genuine zsock_t: every czmq and libzmq call works on
+    them. shm:// endpoints are served by an actor (one per socket) that
+    bridges each shared-memory peer to the socket over inproc.
     =========================================================================
 */
 
 #ifndef SHMIPC_H_INCLUDED
 #define SHMIPC_H_INCLUDED
+
+#include <czmq.h>
 
 #include "shmipc_common.h"
 #include "shmipc_fdpass.h"
@@ -16,5 +26,89 @@
 #include "shmipc_msg.h"
 #include "shmipc_channel.h"
 #include "shmipc_endpoint.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+//  Counters of one socket's shm:// traffic, for monitoring.
+typedef struct {
+    uint64_t peers;             //  Connections up now
+    uint64_t accepted;          //  Connections accepted on bound endpoints
+    uint64_t connected;         //  Connections made to connected endpoints
+    uint64_t closed;            //  Connections closed
+    uint64_t errors;            //  Connections refused or closed by an error
+    uint64_t msgs_out;          //  Messages the socket sent over shm
+    uint64_t bytes_out;         //  Their bytes
+    uint64_t msgs_in;           //  Messages the socket received over shm
+    uint64_t bytes_in;          //  Their bytes
+    uint64_t wakeups;           //  WAKE records sent and received
+} shmipc_stats_t;
+
+//  Create a czmq socket of type (ZMQ_PAIR, PUB, SUB, XPUB, XSUB, REQ, REP,
+//  DEALER, ROUTER, PUSH, PULL) and attach it to endpoints as
+//  zsock_new_<type> does: a comma-separated list, '@' binds, '>' connects,
+//  no prefix takes the type's default. shm:// endpoints are served by
+//  shared memory, every other scheme by libzmq unchanged. Returns the
+//  socket, or NULL with errno if the socket or any endpoint fails.
+SHMIPC_EXPORT zsock_t *
+    shmipc_sock_new (int type, const char *endpoints);
+
+//  Destroy a socket that may have shm:// endpoints: closes the socket,
+//  then, if its linger is not 0, waits up to that long (for ever if -1)
+//  for what it still held to reach the shared-memory rings, then stops its
+//  actor. Nothing remains: no descriptor, mapping, socket file or thread.
+//  Use this instead of zsock_destroy for any socket passed to shmipc_*.
+//  Idempotent; nullifies the caller's reference.
+SHMIPC_EXPORT void
+    shmipc_sock_destroy (zsock_t **self_p);
+
+//  Bind or connect a socket (any zsock_t) to a formatted endpoint, like
+//  zsock_bind / zsock_connect. shm:// endpoints go to the socket's actor;
+//  bind fails at once if the endpoint is taken, connect succeeds at once
+//  and connects in the background (and again after failures, every
+//  ZMQ_RECONNECT_IVL ms), as libzmq does. Returns 0 (or, for tcp:// binds,
+//  the port), or -1 with errno (EINVAL, EADDRINUSE, ENOCOMPATPROTO...).
+SHMIPC_EXPORT int
+    shmipc_bind (zsock_t *self, const char *format, ...) CHECK_PRINTF (2);
+SHMIPC_EXPORT int
+    shmipc_connect (zsock_t *self, const char *format, ...) CHECK_PRINTF (2);
+
+//  Undo a bind (closing the connections accepted through it) or a connect.
+//  Returns 0 or -1 with errno (ENOENT if the endpoint was not attached).
+SHMIPC_EXPORT int
+    shmipc_unbind (zsock_t *self, const char *format, ...) CHECK_PRINTF (2);
+SHMIPC_EXPORT int
+    shmipc_disconnect (zsock_t *self, const char *format, ...) CHECK_PRINTF (2);
+
+//  Attach a socket to zero or more endpoints, like zsock_attach: '@'
+//  binds, '>' connects, otherwise serverish decides. Returns 0 or -1.
+SHMIPC_EXPORT int
+    shmipc_attach (zsock_t *self, const char *endpoints, bool serverish);
+
+//  The actor task behind each socket's shm:// endpoints; see the command
+//  protocol in docs/guide.md. shmipc_bind and friends drive it for you.
+SHMIPC_EXPORT void
+    shmipc_actor (zsock_t *pipe, void *args);
+
+//  Set the ring capacity, in bytes, for the socket's next shm:// binds and
+//  connects (default 1 MiB each way; rounded up to a power of two).
+//  Returns 0 or -1/EINVAL.
+SHMIPC_EXPORT int
+    shmipc_set_capacity (zsock_t *self, size_t capacity);
+
+//  Return the actor serving the socket's shm:// endpoints, or NULL. Send it
+//  commands (e.g. "STATS") as to any czmq actor.
+SHMIPC_EXPORT zactor_t *
+    shmipc_sock_actor (zsock_t *self);
+
+//  Fill stats with the socket's shm:// counters (zeros if it has no shm://
+//  endpoint). Returns 0 or -1 with errno.
+SHMIPC_EXPORT int
+    shmipc_sock_stats (zsock_t *self, shmipc_stats_t *stats);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

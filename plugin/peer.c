@@ -1,0 +1,507 @@
+/*  =========================================================================
+    peer - one shm:// connection: channel, greeting, bridge, and the two
+    pumps that move whole messages between them
+
+    Owns its channel, its bridge (unless lent), and at most one message
+    held in each direction while the far side is full. Everything read from
+    the channel is untrusted; the channel checks the ring, this file checks
+    the greeting.
+    =========================================================================
+*/
+
+#include "peer.h"
+#include "greeting.h"
+#include "util.h"
+
+#include <errno.h>
+
+//  Frames at least this big are handed to ZeroMQ without a copy.
+#define S_ZERO_COPY_MIN     4096
+
+typedef enum {
+    S_HANDSHAKE,                //  Channel handshake under way
+    S_GREETING,                 //  Waiting for the peer's greeting
+    S_ACTIVE,                   //  Moving messages
+    S_DEAD                      //  Finished; see reason
+} s_state_t;
+
+struct _shmipc__peer_t {
+    shmipc_channel_t *channel;      //  The shm channel; owned
+    zsock_t *bridge;                //  Stands in for the remote socket
+    void *handle;                   //  zsock_resolve (bridge)
+    bool lent;                      //  The bridge belongs to the endpoint
+    shmipc__sockinfo_t info;        //  The user socket, as bind/connect saw it
+    char *endpoint;                 //  Endpoint, for logs; owned
+    s_state_t state;                //  See s_state_t
+    const char *reason;             //  Why it finished (static string)
+    int64_t deadline;               //  Greeting deadline (ms)
+
+    zmq_msg_t *out;                 //  Held bridge -> channel frames
+    struct iovec *out_iov;          //  The same frames as iovecs
+    size_t out_count;               //  Frames held (0: none)
+    size_t out_slots;               //  Room in out [] and out_iov []
+
+    shmipc_msg_t *in;               //  Reused receive buffer
+    zmq_msg_t *in_frames;           //  Held channel -> bridge frames
+    size_t in_count;                //  Frames held (0: none)
+    size_t in_next;                 //  Next frame to send
+    size_t in_slots;                //  Room in in_frames []
+
+    shmipc__peer_stats_t stats;     //  Counters
+};
+
+//  Finish the peer with reason. Returns -1 for tail calls.
+static int
+s_die (shmipc__peer_t *self, const char *reason)
+{
+    if (self->state != S_DEAD) {
+        self->state = S_DEAD;
+        self->reason = reason;
+        shmipc__log ("%s: peer '%s' closed: %s", self->endpoint,
+                     shmipc_channel_peer_name (self->channel)
+                         ? shmipc_channel_peer_name (self->channel) : "?",
+                     reason);
+    }
+    return -1;
+}
+
+//  Finish the peer with the channel's own reason, or a default.
+static int
+s_die_channel (shmipc__peer_t *self, const char *otherwise)
+{
+    const char *reason = shmipc_channel_reason (self->channel);
+    return s_die (self, *reason ? reason : otherwise);
+}
+
+shmipc__peer_t *
+shmipc__peer_new (int sock, int role, const shmipc__sockinfo_t *info,
+                  zsock_t *bridge, const char *endpoint)
+{
+    shmipc__peer_t *self = (shmipc__peer_t *) zmalloc (sizeof *self);
+    if (!self)
+        return NULL;
+    self->info = *info;
+    self->reason = "";
+    self->endpoint = strdup (endpoint);
+    self->in = shmipc_msg_new ();
+    if (!self->endpoint || !self->in)
+        goto failed;
+    char name [64];
+    snprintf (name, sizeof name, "%s-%d", zsys_sockname (info->type), (int) getpid ());
+    self->channel = shmipc_channel_new (sock, name, info->capacity, role);
+    if (!self->channel)
+        goto failed;
+    self->deadline = shmipc_channel_deadline (self->channel);
+    if (bridge) {
+        self->bridge = bridge;
+        self->handle = zsock_resolve (bridge);
+        self->lent = true;
+    }
+    return self;
+
+failed:;
+    int saved = errno;
+    self->lent = false;
+    shmipc__peer_destroy (&self);
+    errno = saved;
+    return NULL;
+}
+
+//  Close the held frames in [from, count).
+static void
+s_close_frames (zmq_msg_t *frames, size_t from, size_t count)
+{
+    for (size_t index = from; index < count; index++)
+        zmq_msg_close (&frames [index]);
+}
+
+void
+shmipc__peer_destroy (shmipc__peer_t **self_p)
+{
+    assert (self_p);
+    if (*self_p) {
+        shmipc__peer_t *self = *self_p;
+        s_close_frames (self->out, 0, self->out_count);
+        s_close_frames (self->in_frames, self->in_next, self->in_count);
+        free (self->out);
+        free (self->out_iov);
+        free (self->in_frames);
+        shmipc_msg_destroy (&self->in);
+        shmipc_channel_destroy (&self->channel);
+        if (!self->lent)
+            zsock_destroy (&self->bridge);
+        free (self->endpoint);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+zsock_t *
+shmipc__bridge_new (const shmipc__sockinfo_t *info,
+                    const uint8_t *routing_id, size_t routing_id_size)
+{
+    int type = shmipc__bridge_type (info->type);
+    if (type < 0) {
+        errno = EINVAL;
+        return NULL;
+    }
+    zsock_t *bridge = zsock_new (type);
+    if (!bridge)
+        return NULL;
+    void *handle = zsock_resolve (bridge);
+    zsock_set_sndhwm (bridge, info->sndhwm);
+    zsock_set_rcvhwm (bridge, info->rcvhwm);
+    if (type == ZMQ_XPUB)
+        zsock_set_xpub_verboser (bridge, 1);    //  Pass every (un)subscribe on
+    //  The user's socket sees the remote's routing id, as over the wire
+    if (routing_id_size
+    &&  zmq_setsockopt (handle, ZMQ_ROUTING_ID, routing_id, routing_id_size)) {
+        zsock_destroy (&bridge);
+        errno = EPROTO;
+        return NULL;
+    }
+    if (zsock_connect (bridge, "%s", info->inproc)) {
+        int saved = zmq_errno ();
+        zsock_destroy (&bridge);
+        errno = saved;
+        return NULL;
+    }
+    return bridge;
+}
+
+int64_t
+shmipc__peer_deadline (shmipc__peer_t *self)
+{
+    assert (self);
+    if (self->state == S_HANDSHAKE)
+        return shmipc_channel_deadline (self->channel);
+    return self->state == S_GREETING ? self->deadline : -1;
+}
+
+int
+shmipc__peer_pollitems (shmipc__peer_t *self, zmq_pollitem_t *items)
+{
+    assert (self);
+    if (self->state == S_DEAD)
+        return 0;
+    int count = 0;
+    //  The channel's descriptor brings WAKEs, control records and end of
+    //  stream. While a message waits for the bridge we must not read the
+    //  channel, so we skip the descriptor (unless we also wait for ring
+    //  space): after end of stream it would stay readable and spin us.
+    if (self->state != S_ACTIVE || self->in_count == 0 || self->out_count)
+        items [count++] = (zmq_pollitem_t) {
+            .fd = shmipc_channel_fd (self->channel), .events = ZMQ_POLLIN };
+    if (self->state == S_ACTIVE && self->bridge) {
+        short events = 0;
+        if (self->in_count)
+            events |= ZMQ_POLLOUT;      //  Room for the held message
+        if (!self->out_count)
+            events |= ZMQ_POLLIN;       //  Room in the ring: read the bridge
+        if (events)
+            items [count++] = (zmq_pollitem_t) { .socket = self->handle, .events = events };
+    }
+    return count;
+}
+
+//  Send our greeting once the channel is ready.
+static int
+s_greet (shmipc__peer_t *self)
+{
+    uint8_t greeting [SHMIPC__GREETING_MAX];
+    size_t size = shmipc__greeting_encode (greeting, self->info.type,
+                                           self->info.routing_id,
+                                           self->info.routing_id_size);
+    if (shmipc_channel_send_ctrl (self->channel, greeting, size))
+        return s_die_channel (self, "could not send the greeting");
+    self->state = S_GREETING;
+    //  The greeting shares the handshake's deadline, renewed once
+    self->deadline = zclock_mono () + 5000;
+    return 0;
+}
+
+//  Check the peer's greeting and set up the bridge. Returns 0 when active,
+//  -1/EAGAIN while waiting, -1 when refused.
+static int
+s_accept_greeting (shmipc__peer_t *self)
+{
+    //  Trusts: nothing in the greeting; decode checks its form, then the
+    //  socket types must be compatible as ZMTP requires.
+    uint8_t buffer [SHMIPC_CTRL_MAX];
+    ssize_t size = shmipc_channel_recv_ctrl (self->channel, buffer, sizeof buffer);
+    if (size < 0) {
+        if (errno == EAGAIN) {
+            if (zclock_mono () >= self->deadline)
+                return s_die (self, "greeting timed out");
+            return -1;
+        }
+        return s_die_channel (self, "closed before the greeting");
+    }
+    shmipc__greeting_t greeting;
+    if (shmipc__greeting_decode (buffer, (size_t) size, &greeting))
+        return s_die (self, "malformed greeting");
+    if (!shmipc__types_compatible (self->info.type, greeting.type))
+        return s_die (self, "incompatible socket types");
+    if (!self->bridge) {
+        self->bridge = shmipc__bridge_new (&self->info, greeting.routing_id,
+                                           greeting.routing_id_size);
+        if (!self->bridge)
+            return s_die (self, "could not create the bridge socket");
+        self->handle = zsock_resolve (self->bridge);
+    }
+    self->state = S_ACTIVE;
+    self->deadline = -1;
+    shmipc__log ("%s: peer '%s' (%s) connected", self->endpoint,
+                 shmipc_channel_peer_name (self->channel), zsys_sockname (greeting.type));
+    return 0;
+}
+
+//  Make room for count frames in an array of zmq_msg_t (and iovecs).
+static int
+s_reserve (zmq_msg_t **frames, struct iovec **iov, size_t *slots, size_t count)
+{
+    if (count <= *slots)
+        return 0;
+    size_t want = *slots ? *slots * 2 : 8;
+    while (want < count)
+        want *= 2;
+    zmq_msg_t *grown = (zmq_msg_t *) realloc (*frames, want * sizeof *grown);
+    if (!grown)
+        return -1;
+    *frames = grown;
+    if (iov) {
+        struct iovec *grown_iov = (struct iovec *) realloc (*iov, want * sizeof *grown_iov);
+        if (!grown_iov)
+            return -1;
+        *iov = grown_iov;
+    }
+    *slots = want;
+    return 0;
+}
+
+//  zmq_free_fn for frames handed over without a copy.
+static void
+s_free_frame (void *data, void *hint)
+{
+    free (data);
+}
+
+//  Turn the received message into zmq frames, large ones without a copy.
+static int
+s_prepare_in (shmipc__peer_t *self)
+{
+    size_t count = shmipc_msg_frames (self->in);
+    if (s_reserve (&self->in_frames, NULL, &self->in_slots, count))
+        return -1;
+    for (size_t index = 0; index < count; index++) {
+        zmq_msg_t *frame = &self->in_frames [index];
+        size_t size = shmipc_msg_size (self->in, index);
+        int rc;
+        if (size >= S_ZERO_COPY_MIN) {
+            void *data = shmipc_msg_detach (self->in, index);
+            rc = zmq_msg_init_data (frame, data, size, s_free_frame, NULL);
+            if (rc)
+                free (data);
+        }
+        else {
+            rc = zmq_msg_init_size (frame, size);
+            if (rc == 0 && size)
+                memcpy (zmq_msg_data (frame), shmipc_msg_data (self->in, index), size);
+        }
+        if (rc) {
+            s_close_frames (self->in_frames, 0, index);
+            return -1;
+        }
+    }
+    self->in_count = count;
+    self->in_next = 0;
+    self->stats.msgs_in++;
+    self->stats.bytes_in += shmipc_msg_content_size (self->in);
+    return 0;
+}
+
+//  Send the held frames to the bridge. Returns 0 when all went, -1/EAGAIN
+//  if the bridge is full (before the first frame: nothing half-sent), -1
+//  on other errors.
+static int
+s_send_in (shmipc__peer_t *self)
+{
+    while (self->in_next < self->in_count) {
+        size_t index = self->in_next;
+        int flags = ZMQ_DONTWAIT | (index + 1 < self->in_count ? ZMQ_SNDMORE : 0);
+        if (zmq_msg_send (&self->in_frames [index], self->handle, flags) == -1) {
+            //  Only the first frame can meet a full pipe: once it went, the
+            //  rest of the message always goes
+            errno = zmq_errno () == EAGAIN && index > 0 ? EPROTO : zmq_errno ();
+            return -1;
+        }
+        self->in_next++;
+    }
+    self->in_count = self->in_next = 0;
+    return 0;
+}
+
+//  Channel -> bridge. Returns 1 if the batch ran out, 0 to wait, -1 dead.
+static int
+s_pump_in (shmipc__peer_t *self, int batch)
+{
+    for (int count = 0; count < batch; count++) {
+        if (self->in_count == 0) {
+            if (shmipc_channel_recv_into (self->channel, self->in, SHMIPC_DONTWAIT)) {
+                if (errno == EAGAIN)
+                    return 0;
+                if (errno == ECONNRESET)
+                    return s_die (self, "peer closed the connection");
+                return s_die_channel (self, "receive failed");
+            }
+            if (s_prepare_in (self))
+                return s_die (self, "out of memory");
+        }
+        if (s_send_in (self)) {
+            if (errno == EAGAIN)
+                return 0;
+            return s_die (self, "bridge send failed");
+        }
+    }
+    return 1;
+}
+
+//  Read one whole message from the bridge into self->out. Returns 0, or
+//  -1/EAGAIN if there is none, -1 on other errors.
+static int
+s_read_out (shmipc__peer_t *self)
+{
+    size_t count = 0;
+    while (true) {
+        if (s_reserve (&self->out, &self->out_iov, &self->out_slots, count + 1))
+            return -1;
+        zmq_msg_t *frame = &self->out [count];
+        zmq_msg_init (frame);
+        if (zmq_msg_recv (frame, self->handle, ZMQ_DONTWAIT) == -1) {
+            int saved = zmq_errno ();
+            zmq_msg_close (frame);
+            s_close_frames (self->out, 0, count);
+            //  Later frames of a message are always there with the first
+            errno = count ? EPROTO : saved;
+            return -1;
+        }
+        self->out_iov [count].iov_base = zmq_msg_data (frame);
+        self->out_iov [count].iov_len = zmq_msg_size (frame);
+        count++;
+        if (!zmq_msg_more (frame))
+            break;
+    }
+    self->out_count = count;
+    return 0;
+}
+
+//  Bridge -> channel. Returns 1 if the batch ran out, 0 to wait, -1 dead.
+static int
+s_pump_out (shmipc__peer_t *self, int batch)
+{
+    int rc = 1;
+    for (int count = 0; count < batch; count++) {
+        if (self->out_count == 0 && s_read_out (self)) {
+            if (errno != EAGAIN)
+                return s_die (self, "bridge receive failed");
+            rc = 0;
+            break;
+        }
+        if (shmipc_channel_sendv (self->channel, self->out_iov, self->out_count,
+                                  SHMIPC_DONTWAIT | SHMIPC_DEFER)) {
+            if (errno == EAGAIN) {
+                rc = 0;
+                break;
+            }
+            if (errno == EPIPE)
+                return s_die (self, "peer closed the connection");
+            return s_die_channel (self, "send failed");
+        }
+        for (size_t index = 0; index < self->out_count; index++)
+            self->stats.bytes_out += self->out_iov [index].iov_len;
+        self->stats.msgs_out++;
+        s_close_frames (self->out, 0, self->out_count);
+        self->out_count = 0;
+    }
+    //  One publish (and at most one WAKE) for the whole batch
+    if (shmipc_channel_flush (self->channel))
+        return s_die_channel (self, "flush failed");
+    return rc;
+}
+
+int
+shmipc__peer_process (shmipc__peer_t *self, const zmq_pollitem_t *items, int batch)
+{
+    assert (self);
+    if (self->state == S_DEAD)
+        return -1;
+    if (self->state == S_HANDSHAKE) {
+        if (shmipc_channel_handshake (self->channel, 0)) {
+            if (errno == EAGAIN)
+                return 0;
+            return s_die_channel (self, "handshake failed");
+        }
+        if (s_greet (self))
+            return -1;
+    }
+    if (self->state == S_GREETING && s_accept_greeting (self))
+        return self->state == S_DEAD ? -1 : 0;
+
+    //  The descriptor fired: see what the socket brought. Only the
+    //  greeting may come as a control message.
+    if (items && !items [0].socket && items [0].fd == shmipc_channel_fd (self->channel)
+    &&  (items [0].revents & ZMQ_POLLIN)) {
+        int events = shmipc_channel_events (self->channel);
+        if (events & SHMIPC_POLLCTRL)
+            return s_die (self, "unexpected control message");
+        if ((events & SHMIPC_POLLERR) && shmipc_channel_error (self->channel))
+            return s_die_channel (self, "channel broken");
+    }
+    int in = s_pump_in (self, batch);
+    if (in < 0)
+        return -1;
+    int out = s_pump_out (self, batch);
+    if (out < 0)
+        return -1;
+    return in || out;
+}
+
+bool
+shmipc__peer_idle (shmipc__peer_t *self)
+{
+    assert (self);
+    if (self->state != S_ACTIVE)
+        return true;
+    return self->out_count == 0 && !(zsock_events (self->bridge) & ZMQ_POLLIN);
+}
+
+const char *
+shmipc__peer_reason (shmipc__peer_t *self)
+{
+    assert (self);
+    return self->reason;
+}
+
+const char *
+shmipc__peer_endpoint (shmipc__peer_t *self)
+{
+    assert (self);
+    return self->endpoint;
+}
+
+bool
+shmipc__peer_active (shmipc__peer_t *self)
+{
+    assert (self);
+    return self->state == S_ACTIVE;
+}
+
+void
+shmipc__peer_stats (shmipc__peer_t *self, shmipc__peer_stats_t *stats)
+{
+    assert (self && stats);
+    *stats = self->stats;
+    shmipc_channel_stats_t channel;
+    shmipc_channel_stats (self->channel, &channel);
+    stats->wakeups = channel.wakeups_sent + channel.wakeups_received;
+}

@@ -1,0 +1,97 @@
+/*  =========================================================================
+    peer - one shm:// connection as the actor sees it: a channel, the
+    greeting, and the bridge socket that stands in for the remote ZeroMQ
+    socket next to the user's socket
+
+    Owns: its channel, and its bridge unless the bridge was lent by a
+    connecting endpoint (see shmipc__bridge_persists). Moves whole messages
+    both ways without ever queueing more than one per direction: when the
+    far side is full, it holds that one and stops reading.
+    =========================================================================
+*/
+
+#ifndef SHMIPC_PEER_H_INCLUDED
+#define SHMIPC_PEER_H_INCLUDED
+
+#include <czmq.h>
+#include "shmipc_channel.h"
+
+typedef struct _shmipc__peer_t shmipc__peer_t;
+
+//  What a peer needs to know about the user's socket: a snapshot taken in
+//  the user's thread when bind or connect was called.
+typedef struct {
+    int type;                       //  User socket type (ZMQ_*)
+    char inproc [64];               //  Its private inproc endpoint
+    uint8_t routing_id [255];       //  Its ZMQ_ROUTING_ID
+    size_t routing_id_size;         //  0 if none
+    int sndhwm;                     //  Its ZMQ_SNDHWM
+    int rcvhwm;                     //  Its ZMQ_RCVHWM
+    size_t capacity;                //  Ring bytes for our side
+} shmipc__sockinfo_t;
+
+//  Counters kept per peer.
+typedef struct {
+    uint64_t msgs_out;              //  User socket -> shm
+    uint64_t bytes_out;
+    uint64_t msgs_in;               //  shm -> user socket
+    uint64_t bytes_in;
+    uint64_t wakeups;               //  WAKE records sent + received
+} shmipc__peer_stats_t;
+
+//  Start a peer over a connected socket (taken on success). bridge, if not
+//  NULL, is a persistent bridge lent by the endpoint. Returns NULL/errno.
+shmipc__peer_t *
+    shmipc__peer_new (int sock, int role, const shmipc__sockinfo_t *info,
+                      zsock_t *bridge, const char *endpoint);
+
+//  Close the channel and the bridge (unless lent). Idempotent.
+void
+    shmipc__peer_destroy (shmipc__peer_t **self_p);
+
+//  Return the monotonic ms by which the handshake and greeting must be
+//  done, or -1 once the peer is active.
+int64_t
+    shmipc__peer_deadline (shmipc__peer_t *self);
+
+//  Add this peer's poll items to items (room for 2); return how many.
+int
+    shmipc__peer_pollitems (shmipc__peer_t *self, zmq_pollitem_t *items);
+
+//  Do whatever can be done now without waiting, at most batch messages
+//  each way. revents are from the items of shmipc__peer_pollitems, or 0
+//  when called without polling. Returns 1 if work is left (call again
+//  without waiting), 0 if it must wait for its poll items, or -1 when the
+//  peer is finished (closed, broken or refused): destroy it.
+int
+    shmipc__peer_process (shmipc__peer_t *self, const zmq_pollitem_t *items,
+                          int batch);
+
+//  Return true if the peer holds nothing to move in either direction and
+//  its bridge has nothing waiting (for linger).
+bool
+    shmipc__peer_idle (shmipc__peer_t *self);
+
+//  Return why the peer finished, or "" while it runs.
+const char *
+    shmipc__peer_reason (shmipc__peer_t *self);
+
+//  Return the endpoint the peer belongs to.
+const char *
+    shmipc__peer_endpoint (shmipc__peer_t *self);
+
+//  Fill stats with the peer's counters.
+void
+    shmipc__peer_stats (shmipc__peer_t *self, shmipc__peer_stats_t *stats);
+
+//  Return true once the greeting was accepted and the bridge is live.
+bool
+    shmipc__peer_active (shmipc__peer_t *self);
+
+//  Create the bridge socket for a user socket described by info, with the
+//  remote's routing id (may be NULL), connected to the user's socket.
+zsock_t *
+    shmipc__bridge_new (const shmipc__sockinfo_t *info,
+                        const uint8_t *routing_id, size_t routing_id_size);
+
+#endif

@@ -1,0 +1,396 @@
+/*  =========================================================================
+    shmipc_sock - shm:// endpoints on genuine czmq sockets
+
+    Owns: a registry that maps each user socket with shm:// endpoints to
+    its actor and private inproc endpoint. The user's socket stays the
+    user's: we bind it once to its inproc endpoint, in the caller's thread,
+    and the actor's bridge sockets connect there. Every other scheme goes to
+    czmq unchanged.
+    =========================================================================
+*/
+
+#include "shmipc.h"
+#include "greeting.h"
+#include "util.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+
+#define S_DEFAULT_CAPACITY  (1UL << 20)
+
+//  What we keep about one user socket.
+typedef struct _s_entry_t {
+    zsock_t *sock;                  //  The user's socket (not owned)
+    zactor_t *actor;                //  Its actor; owned
+    char inproc [64];               //  Its private inproc endpoint
+    size_t capacity;                //  Ring bytes for new connections
+    struct _s_entry_t *next;        //  Next in the registry
+} s_entry_t;
+
+static pthread_mutex_t s_lock = PTHREAD_MUTEX_INITIALIZER;
+static s_entry_t *s_entries = NULL;     //  The registry
+static unsigned s_counter = 0;          //  For unique inproc names
+
+//  Return the entry for sock, or NULL. Caller holds s_lock.
+static s_entry_t *
+s_find (zsock_t *sock)
+{
+    for (s_entry_t *entry = s_entries; entry; entry = entry->next)
+        if (entry->sock == sock)
+            return entry;
+    return NULL;
+}
+
+//  Return the entry for sock, creating it (bind the inproc endpoint, start
+//  the actor) if needed. Returns NULL with errno.
+static s_entry_t *
+s_require (zsock_t *sock)
+{
+    pthread_mutex_lock (&s_lock);
+    s_entry_t *entry = s_find (sock);
+    if (!entry) {
+        entry = (s_entry_t *) zmalloc (sizeof *entry);
+        if (entry) {
+            entry->sock = sock;
+            entry->capacity = S_DEFAULT_CAPACITY;
+            snprintf (entry->inproc, sizeof entry->inproc, "inproc://shmipc-%d-%u",
+                      (int) getpid (), s_counter++);
+            if (zsock_bind (sock, "%s", entry->inproc) == -1) {
+                int saved = zmq_errno ();
+                free (entry);
+                entry = NULL;
+                errno = saved;
+            }
+        }
+        if (entry) {
+            entry->actor = zactor_new (shmipc_actor, NULL);
+            if (!entry->actor) {
+                zsock_unbind (sock, "%s", entry->inproc);
+                free (entry);
+                entry = NULL;
+                errno = ENOMEM;
+            }
+        }
+        if (entry) {
+            entry->next = s_entries;
+            s_entries = entry;
+        }
+    }
+    pthread_mutex_unlock (&s_lock);
+    return entry;
+}
+
+//  Remove and return the entry for sock, or NULL.
+static s_entry_t *
+s_remove (zsock_t *sock)
+{
+    pthread_mutex_lock (&s_lock);
+    s_entry_t *found = NULL;
+    for (s_entry_t **link = &s_entries; *link; link = &(*link)->next)
+        if ((*link)->sock == sock) {
+            found = *link;
+            *link = found->next;
+            break;
+        }
+    pthread_mutex_unlock (&s_lock);
+    return found;
+}
+
+//  Wait for the actor's signal; turn a non-zero status into -1/errno.
+static int
+s_wait (s_entry_t *entry)
+{
+    int status = zsock_wait (entry->actor);
+    if (status == 0)
+        return 0;
+    errno = status > 0 ? status : EINTR;
+    return -1;
+}
+
+//  Send BIND or CONNECT with a snapshot of the user socket's options,
+//  taken here, in the user's thread.
+static int
+s_attach (zsock_t *self, const char *command, const char *endpoint)
+{
+    if (!shmipc__type_supported (zsock_type (self))) {
+        errno = ENOCOMPATPROTO;
+        return -1;
+    }
+    struct sockaddr_un addr;
+    socklen_t addr_len;
+    if (shmipc_endpoint_parse (endpoint, &addr, &addr_len))
+        return -1;
+    s_entry_t *entry = s_require (self);
+    if (!entry)
+        return -1;
+    void *handle = zsock_resolve (self);
+    uint8_t routing_id [255];
+    size_t routing_id_size = sizeof routing_id;
+    if (zmq_getsockopt (handle, ZMQ_ROUTING_ID, routing_id, &routing_id_size))
+        routing_id_size = 0;
+    zsock_send (entry->actor, "sssbiiiii8", command, endpoint, entry->inproc,
+                routing_id, routing_id_size, zsock_type (self),
+                zsock_sndhwm (self), zsock_rcvhwm (self),
+                zsock_reconnect_ivl (self), zsock_reconnect_ivl_max (self),
+                (uint64_t) entry->capacity);
+    return s_wait (entry);
+}
+
+//  Send UNBIND or DISCONNECT for endpoint.
+static int
+s_detach (zsock_t *self, const char *command, const char *endpoint)
+{
+    pthread_mutex_lock (&s_lock);
+    s_entry_t *entry = s_find (self);
+    pthread_mutex_unlock (&s_lock);
+    if (!entry) {
+        errno = ENOENT;
+        return -1;
+    }
+    zstr_sendx (entry->actor, command, endpoint, NULL);
+    return s_wait (entry);
+}
+
+//  Format an endpoint; NULL with errno on failure.
+static char *
+s_format (const char *format, va_list args)
+{
+    char *endpoint = zsys_vprintf (format, args);
+    if (!endpoint)
+        errno = ENOMEM;
+    return endpoint;
+}
+
+int
+shmipc_bind (zsock_t *self, const char *format, ...)
+{
+    assert (self);
+    assert (format);
+    va_list args;
+    va_start (args, format);
+    char *endpoint = s_format (format, args);
+    va_end (args);
+    if (!endpoint)
+        return -1;
+    int rc;
+    if (shmipc_endpoint_is_shm (endpoint))
+        rc = s_attach (self, "BIND", endpoint);
+    else {
+        rc = zsock_bind (self, "%s", endpoint);
+        if (rc == -1)
+            errno = zmq_errno ();
+    }
+    free (endpoint);
+    return rc;
+}
+
+int
+shmipc_connect (zsock_t *self, const char *format, ...)
+{
+    assert (self);
+    assert (format);
+    va_list args;
+    va_start (args, format);
+    char *endpoint = s_format (format, args);
+    va_end (args);
+    if (!endpoint)
+        return -1;
+    int rc;
+    if (shmipc_endpoint_is_shm (endpoint))
+        rc = s_attach (self, "CONNECT", endpoint);
+    else {
+        rc = zsock_connect (self, "%s", endpoint);
+        if (rc == -1)
+            errno = zmq_errno ();
+    }
+    free (endpoint);
+    return rc;
+}
+
+int
+shmipc_unbind (zsock_t *self, const char *format, ...)
+{
+    assert (self);
+    assert (format);
+    va_list args;
+    va_start (args, format);
+    char *endpoint = s_format (format, args);
+    va_end (args);
+    if (!endpoint)
+        return -1;
+    int rc;
+    if (shmipc_endpoint_is_shm (endpoint))
+        rc = s_detach (self, "UNBIND", endpoint);
+    else {
+        rc = zsock_unbind (self, "%s", endpoint);
+        if (rc == -1)
+            errno = zmq_errno ();
+    }
+    free (endpoint);
+    return rc;
+}
+
+int
+shmipc_disconnect (zsock_t *self, const char *format, ...)
+{
+    assert (self);
+    assert (format);
+    va_list args;
+    va_start (args, format);
+    char *endpoint = s_format (format, args);
+    va_end (args);
+    if (!endpoint)
+        return -1;
+    int rc;
+    if (shmipc_endpoint_is_shm (endpoint))
+        rc = s_detach (self, "DISCONNECT", endpoint);
+    else {
+        rc = zsock_disconnect (self, "%s", endpoint);
+        if (rc == -1)
+            errno = zmq_errno ();
+    }
+    free (endpoint);
+    return rc;
+}
+
+int
+shmipc_attach (zsock_t *self, const char *endpoints, bool serverish)
+{
+    assert (self);
+    if (!endpoints)
+        return 0;
+    //  Same grammar as zsock_attach: '@' binds, '>' connects, commas apart
+    char endpoint [256];
+    while (*endpoints) {
+        const char *delimiter = strchr (endpoints, ',');
+        if (!delimiter)
+            delimiter = endpoints + strlen (endpoints);
+        size_t size = (size_t) (delimiter - endpoints);
+        if (size > 255) {
+            errno = EINVAL;
+            return -1;
+        }
+        memcpy (endpoint, endpoints, size);
+        endpoint [size] = 0;
+        int rc;
+        if (endpoint [0] == '@')
+            rc = shmipc_bind (self, "%s", endpoint + 1);
+        else
+        if (endpoint [0] == '>')
+            rc = shmipc_connect (self, "%s", endpoint + 1);
+        else
+        if (serverish)
+            rc = shmipc_bind (self, "%s", endpoint);
+        else
+            rc = shmipc_connect (self, "%s", endpoint);
+        if (rc == -1)
+            return -1;
+        if (*delimiter == 0)
+            break;
+        endpoints = delimiter + 1;
+    }
+    return 0;
+}
+
+//  Return true if zsock_new_<type> binds endpoints that carry no prefix.
+static bool
+s_serverish (int type)
+{
+    return type == ZMQ_PUB || type == ZMQ_REP || type == ZMQ_ROUTER
+        || type == ZMQ_PULL || type == ZMQ_XPUB;
+}
+
+zsock_t *
+shmipc_sock_new (int type, const char *endpoints)
+{
+    zsock_t *self = zsock_new (type);
+    if (!self) {
+        errno = zmq_errno () ? zmq_errno () : EINVAL;
+        return NULL;
+    }
+    if (shmipc_attach (self, endpoints, s_serverish (type))) {
+        int saved = errno;
+        shmipc_sock_destroy (&self);
+        errno = saved;
+        return NULL;
+    }
+    return self;
+}
+
+void
+shmipc_sock_destroy (zsock_t **self_p)
+{
+    assert (self_p);
+    if (*self_p) {
+        zsock_t *self = *self_p;
+        s_entry_t *entry = s_remove (self);
+        int linger = zsock_linger (self);
+        //  Close the user's socket first: with a linger, what it still holds
+        //  flows into the bridges, and the actor moves it into the rings
+        zsock_destroy (self_p);
+        if (entry) {
+            if (linger != 0) {
+                zsock_send (entry->actor, "si", "LINGER", linger);
+                zsock_wait (entry->actor);
+            }
+            zactor_destroy (&entry->actor);
+            free (entry);
+        }
+    }
+}
+
+int
+shmipc_set_capacity (zsock_t *self, size_t capacity)
+{
+    assert (self);
+    if (capacity < SHMIPC_RING_MIN || capacity > SHMIPC_RING_MAX) {
+        errno = EINVAL;
+        return -1;
+    }
+    s_entry_t *entry = s_require (self);
+    if (!entry)
+        return -1;
+    entry->capacity = capacity;
+    return 0;
+}
+
+zactor_t *
+shmipc_sock_actor (zsock_t *self)
+{
+    assert (self);
+    pthread_mutex_lock (&s_lock);
+    s_entry_t *entry = s_find (self);
+    pthread_mutex_unlock (&s_lock);
+    return entry ? entry->actor : NULL;
+}
+
+int
+shmipc_sock_stats (zsock_t *self, shmipc_stats_t *stats)
+{
+    assert (self);
+    assert (stats);
+    memset (stats, 0, sizeof *stats);
+    zactor_t *actor = shmipc_sock_actor (self);
+    if (!actor)
+        return 0;               //  No shm:// endpoint: nothing to count
+    zstr_send (actor, "STATS");
+    zmsg_t *reply = zmsg_recv (actor);
+    char *head = reply ? zmsg_popstr (reply) : NULL;
+    char *totals = reply ? zmsg_popstr (reply) : NULL;
+    int rc = -1;
+    if (head && totals && streq (head, "STATS")
+    &&  sscanf (totals, "peers=%" SCNu64 " accepted=%" SCNu64 " connected=%" SCNu64
+                " closed=%" SCNu64 " errors=%" SCNu64 " msgs_out=%" SCNu64
+                " bytes_out=%" SCNu64 " msgs_in=%" SCNu64 " bytes_in=%" SCNu64
+                " wakeups=%" SCNu64,
+                &stats->peers, &stats->accepted, &stats->connected, &stats->closed,
+                &stats->errors, &stats->msgs_out, &stats->bytes_out,
+                &stats->msgs_in, &stats->bytes_in, &stats->wakeups) == 10)
+        rc = 0;
+    else
+        errno = EPROTO;
+    free (head);
+    free (totals);
+    zmsg_destroy (&reply);
+    return rc;
+}
