@@ -63,8 +63,9 @@ shmipc_endpoint_parse (const char *endpoint, struct sockaddr_un *addr,
     memset (addr, 0, sizeof *addr);
     addr->sun_family = AF_UNIX;
     if (rest [0] == '@') {
-        //  Abstract: a leading NUL, then the name, not terminated
-        if (size < 2 || size > sizeof addr->sun_path) {
+        //  Abstract: a leading NUL, then the name, not terminated. Like
+        //  ZeroMQ's ipc://@name: '@' and name fit where a path would
+        if (size < 2 || size >= sizeof addr->sun_path) {
             errno = EINVAL;
             return -1;
         }

@@ -126,7 +126,10 @@ shmipc_msg_grow_frame (shmipc_msg_t *self, size_t size)
         errno = ENOMEM;
         return NULL;
     }
-    if (s_reserve (frame, frame->size + size))
+    //  At least one byte, as in add_frame: a detached frame has no buffer,
+    //  and growing it by nothing must not return NULL for success
+    size_t need = frame->size + size;
+    if (s_reserve (frame, need ? need : 1))
         return NULL;
     void *tail = frame->data + frame->size;
     frame->size += size;

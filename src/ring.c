@@ -51,6 +51,16 @@ s_new (void *data, size_t size, uint64_t *head, uint64_t *tail, bool writer)
         errno = EINVAL;
         return NULL;
     }
+    //  Start from our own index, 8-aligned so that headers never straddle
+    //  the end. A writer starts on an empty ring: the peer's read index must
+    //  equal it (checked here once, and on every load after).
+    uint64_t start = atomic_load_explicit (S_OWN (writer ? head : tail),
+                                           memory_order_relaxed);
+    if ((start & 7) || (writer && start != atomic_load_explicit (
+                                      (_Atomic uint64_t *) tail, memory_order_acquire))) {
+        errno = EINVAL;
+        return NULL;
+    }
     shmipc_ring_t *self = (shmipc_ring_t *) calloc (1, sizeof *self);
     if (!self)
         return NULL;
@@ -60,9 +70,6 @@ s_new (void *data, size_t size, uint64_t *head, uint64_t *tail, bool writer)
     self->head = head;
     self->tail = tail;
     self->writer = writer;
-    //  Start from our own index: the peer's is not trusted yet
-    uint64_t start = atomic_load_explicit (S_OWN (writer ? head : tail),
-                                           memory_order_relaxed);
     self->cursor = self->published = self->seen = start;
     return self;
 }

@@ -122,6 +122,10 @@ shmipc_segment_attach (int fd, size_t min_size, size_t max_size, uint32_t kind)
         return s_refuse (fd, EBADF, "not a memfd (no seals)");
     if (seals != SHMIPC_SEGMENT_SEALS)
         return s_refuse (fd, EPERM, "wrong seals");
+    //  The size is fixed only once sealed: read it again, or a peer could
+    //  shrink the file between our first look and its seals (SIGBUS)
+    if (fstat (fd, &st) == -1)
+        return s_refuse (fd, EBADF, "not a descriptor");
     if (st.st_size < (off_t) SHMIPC_SEGMENT_HEADER
     ||  (size_t) st.st_size < min_size || (size_t) st.st_size > max_size
     ||  (size_t) st.st_size != s_page_round ((size_t) st.st_size))
