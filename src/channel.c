@@ -120,6 +120,7 @@ struct _shmipc_channel_t {
 };
 
 static int s_drain (shmipc_channel_t *self);
+static void s_release (shmipc_channel_t *self);
 
 #define S_ATOMIC32(ptr) ((_Atomic uint32_t *) (ptr))
 
@@ -646,8 +647,6 @@ s_space (shmipc_channel_t *self)
 static int
 s_wait_space (shmipc_channel_t *self, uint64_t need, int flags, int64_t deadline)
 {
-    //  Whatever the reader should see must be visible before we wait on it
-    s_publish (self);
     if (S_TX_ARMED (self) && s_wake_up (self, false))
         return -1;
     int64_t spin_until = self->spin_us > 0 && !(flags & SHMIPC_DONTWAIT)
@@ -660,6 +659,12 @@ s_wait_space (shmipc_channel_t *self, uint64_t need, int flags, int64_t deadline
             return S_TX_ARMED (self) ? s_wake_up (self, false) : 0;
         if (s_check_send (self))
             return -1;
+        //  We must wait. Whatever the reader should see must be visible
+        //  first (a deferred batch too, but only now), and the space we
+        //  have read from the peer's ring must go back: the peer may be
+        //  waiting for it while we wait for the peer
+        s_publish (self);
+        s_release (self);
         if (!S_TX_ARMED (self)) {
             if (spin_until && shmipc__now_us () < spin_until)
                 continue;
@@ -814,10 +819,8 @@ int
 shmipc_channel_flush (shmipc_channel_t *self)
 {
     assert (self);
-    if (self->state == S_BROKEN) {
-        errno = self->error;
+    if (s_check_send (self))
         return -1;
-    }
     if (self->tx)
         s_publish (self);
     return 0;
@@ -1088,24 +1091,23 @@ shmipc_channel_events (shmipc_channel_t *self)
         events |= SHMIPC_POLLCTRL;
     if (self->peer_gone)
         return events | SHMIPC_POLLERR;
-    if (!self->stream.active) {
-        //  Writable if the ring is at least a quarter free; otherwise ask
-        //  the reader to wake us when it frees space
-        uint64_t want = self->capacity / 4;
-        while (true) {
-            int64_t space = s_space (self);
-            if (space < 0)
+    //  Writable if the ring is at least a quarter free (enough for a
+    //  message part-way to go on, too); otherwise ask the reader to wake
+    //  us when it frees space
+    uint64_t want = self->capacity / 4;
+    while (true) {
+        int64_t space = s_space (self);
+        if (space < 0)
+            return SHMIPC_POLLERR;
+        if ((uint64_t) space >= want) {
+            if (S_TX_ARMED (self) && s_wake_up (self, false))
                 return SHMIPC_POLLERR;
-            if ((uint64_t) space >= want) {
-                if (S_TX_ARMED (self) && s_wake_up (self, false))
-                    return SHMIPC_POLLERR;
-                events |= SHMIPC_POLLOUT;
-                break;
-            }
-            if (S_TX_ARMED (self))
-                break;
-            s_set_sleep (&self->own_ctl->tx_sleep, &self->tx_epoch, true);
+            events |= SHMIPC_POLLOUT;
+            break;
         }
+        if (S_TX_ARMED (self))
+            break;
+        s_set_sleep (&self->own_ctl->tx_sleep, &self->tx_epoch, true);
     }
     return events;
 }

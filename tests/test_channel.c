@@ -1,0 +1,1361 @@
+/*  test_channel - the channel in one process, over tu_channel_pair and raw
+    socketpairs: framing, wrap-around, streaming, back-pressure, timeouts,
+    deferred publishing, control messages, polling and wake-up economy.
+    Peers in other processes: test_channel_xproc.c; hostile peers:
+    test_channel_hostile.c.
+*/
+#include "testutil.h"
+#include "shmipc_channel.h"
+#include "shmipc_ring.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <malloc.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+//  --------------------------------------------------------------------------
+//  Helpers
+
+//  AddressSanitizer keeps freed blocks in quarantine, big ones still mapped:
+//  drain it (a no-op in other builds) before counting mappings.
+void __sanitizer_purge_allocator (void) __attribute__ ((weak));
+static void
+s_settle_allocator (void)
+{
+    if (__sanitizer_purge_allocator)
+        __sanitizer_purge_allocator ();
+}
+
+//  Return true if the channel's descriptor is readable within timeout_ms.
+static bool
+s_readable (shmipc_channel_t *channel, int timeout_ms)
+{
+    struct pollfd item = { .fd = shmipc_channel_fd (channel), .events = POLLIN };
+    int rc = poll (&item, 1, timeout_ms);
+    assert_true (rc >= 0);
+    return rc > 0 && (item.revents & POLLIN);
+}
+
+//  Return a new buffer of size bytes (at least one) patterned from seed.
+static uint8_t *
+s_pattern (size_t size, uint64_t seed)
+{
+    uint8_t *buffer = (uint8_t *) malloc (size ? size : 1);
+    assert_non_null (buffer);
+    tu_fill (buffer, size, seed);
+    return buffer;
+}
+
+//  Assert that msg has nframes frames of sizes [], frame i patterned from
+//  seed + i.
+static void
+s_assert_frames (shmipc_msg_t *msg, size_t nframes, const size_t *sizes, uint64_t seed)
+{
+    assert_int_equal (shmipc_msg_frames (msg), nframes);
+    for (size_t index = 0; index < nframes; index++) {
+        assert_int_equal (shmipc_msg_size (msg, index), sizes [index]);
+        if (sizes [index])
+            assert_true (tu_check (shmipc_msg_data (msg, index), sizes [index],
+                                   seed + index));
+        else
+            assert_null (shmipc_msg_data (msg, index));
+    }
+}
+
+//  Fill frames [] from buffer, frame i of sizes [i] patterned from seed + i.
+//  The frames lie one after another in buffer (at least the sum of sizes).
+static void
+s_make_frames (struct iovec *frames, uint8_t *buffer, size_t nframes,
+               const size_t *sizes, uint64_t seed)
+{
+    size_t at = 0;
+    for (size_t index = 0; index < nframes; index++) {
+        frames [index].iov_base = buffer + at;
+        frames [index].iov_len = sizes [index];
+        tu_fill (buffer + at, sizes [index], seed + index);
+        at += sizes [index];
+    }
+}
+
+//  Assert that a receive of either kind fails with code, without waiting.
+static void
+s_assert_recv_fails (shmipc_channel_t *channel, int code)
+{
+    shmipc_msg_t *msg = shmipc_msg_new ();
+    assert_non_null (msg);
+    assert_int_equal (shmipc_channel_recv_into (channel, msg, SHMIPC_DONTWAIT), -1);
+    assert_int_equal (errno, code);
+    shmipc_msg_destroy (&msg);
+    assert_null (shmipc_channel_recv (channel, SHMIPC_DONTWAIT));
+    assert_int_equal (errno, code);
+}
+
+//  Send one-frame message size bytes patterned from seed, without waiting.
+static void
+s_send_pattern (shmipc_channel_t *channel, size_t size, uint64_t seed)
+{
+    uint8_t *buffer = s_pattern (size, seed);
+    assert_int_equal (shmipc_channel_send (channel, buffer, size, SHMIPC_DONTWAIT), 0);
+    free (buffer);
+}
+
+//  Receive one message without waiting and check it is one frame of size
+//  bytes patterned from seed.
+static void
+s_recv_pattern (shmipc_channel_t *channel, shmipc_msg_t *msg, size_t size, uint64_t seed)
+{
+    assert_int_equal (shmipc_channel_recv_into (channel, msg, SHMIPC_DONTWAIT), 0);
+    s_assert_frames (msg, 1, &size, seed);
+}
+
+//  --------------------------------------------------------------------------
+//  Construction and handshake
+
+static void
+test_channel_pair_reports_names_capacities_and_readiness (void **state)
+{
+    tu_baseline_t baseline = tu_baseline ();
+    shmipc_channel_t *a, *b;
+    tu_channel_pair (100, 5000, &a, &b);
+    assert_true (shmipc_channel_ready (a));
+    assert_true (shmipc_channel_ready (b));
+    assert_int_equal (shmipc_channel_capacity (a), 128);
+    assert_int_equal (shmipc_channel_peer_capacity (a), 8192);
+    assert_int_equal (shmipc_channel_capacity (b), 8192);
+    assert_int_equal (shmipc_channel_peer_capacity (b), 128);
+    assert_string_equal (shmipc_channel_peer_name (a), "b");
+    assert_string_equal (shmipc_channel_peer_name (b), "a");
+    assert_int_equal (shmipc_channel_deadline (a), -1);
+    assert_int_equal (shmipc_channel_error (a), 0);
+    assert_string_equal (shmipc_channel_reason (a), "");
+    assert_true (shmipc_channel_fd (a) >= 0);
+    assert_true (fcntl (shmipc_channel_fd (a), F_GETFL) & O_NONBLOCK);
+    assert_true (fcntl (shmipc_channel_fd (a), F_GETFD) & FD_CLOEXEC);
+    shmipc_channel_destroy (&a);
+    shmipc_channel_destroy (&b);
+    assert_null (a);
+    shmipc_channel_destroy (&a);
+    s_settle_allocator ();
+    tu_assert_baseline (baseline);
+}
+
+static void
+test_channel_new_rounds_tiny_capacity_up_to_ring_minimum (void **state)
+{
+    tu_baseline_t baseline = tu_baseline ();
+    shmipc_channel_t *a, *b;
+    tu_channel_pair (1, SHMIPC_RING_MIN + 1, &a, &b);
+    assert_int_equal (shmipc_channel_capacity (a), SHMIPC_RING_MIN);
+    assert_int_equal (shmipc_channel_capacity (b), 2 * SHMIPC_RING_MIN);
+    shmipc_channel_destroy (&a);
+    shmipc_channel_destroy (&b);
+    s_settle_allocator ();
+    tu_assert_baseline (baseline);
+}
+
+static void
+test_channel_new_refuses_stream_socket_with_eprototype (void **state)
+{
+    tu_baseline_t baseline = tu_baseline ();
+    int pair [2];
+    assert_int_equal (socketpair (AF_UNIX, SOCK_STREAM, 0, pair), 0);
+    assert_null (shmipc_channel_new (pair [0], "a", 4096, SHMIPC_CLIENT));
+    assert_int_equal (errno, EPROTOTYPE);
+    //  The caller still owns the socket, untouched and blocking
+    assert_int_equal (fcntl (pair [0], F_GETFL) & O_NONBLOCK, 0);
+    assert_int_equal (close (pair [0]), 0);
+    assert_int_equal (close (pair [1]), 0);
+    int pipe_fds [2];
+    assert_int_equal (pipe (pipe_fds), 0);
+    assert_null (shmipc_channel_new (pipe_fds [0], "a", 4096, SHMIPC_CLIENT));
+    assert_int_equal (errno, ENOTSOCK);
+    close (pipe_fds [0]);
+    close (pipe_fds [1]);
+    s_settle_allocator ();
+    tu_assert_baseline (baseline);
+}
+
+static void
+test_channel_new_refuses_bad_name_and_capacity_with_einval (void **state)
+{
+    tu_baseline_t baseline = tu_baseline ();
+    int pair [2];
+    assert_int_equal (socketpair (AF_UNIX, SOCK_SEQPACKET, 0, pair), 0);
+    char long_name [SHMIPC_NAME_MAX + 2];
+    memset (long_name, 'x', sizeof long_name - 1);
+    long_name [sizeof long_name - 1] = 0;
+    assert_null (shmipc_channel_new (pair [0], long_name, 4096, SHMIPC_CLIENT));
+    assert_int_equal (errno, EINVAL);
+    assert_null (shmipc_channel_new (pair [0], "bad\nname", 4096, SHMIPC_CLIENT));
+    assert_int_equal (errno, EINVAL);
+    assert_null (shmipc_channel_new (pair [0], "a", 0, SHMIPC_CLIENT));
+    assert_int_equal (errno, EINVAL);
+    assert_null (shmipc_channel_new (pair [0], "a", SHMIPC_RING_MAX + 1, SHMIPC_CLIENT));
+    assert_int_equal (errno, EINVAL);
+    //  Nothing was sent on any of those
+    char byte;
+    assert_int_equal (recv (pair [1], &byte, 1, MSG_DONTWAIT), -1);
+    assert_int_equal (errno, EAGAIN);
+    //  The longest name is fine and travels whole
+    long_name [SHMIPC_NAME_MAX] = 0;
+    shmipc_channel_t *a = shmipc_channel_new (pair [0], long_name, 64, SHMIPC_CLIENT);
+    assert_non_null (a);
+    shmipc_channel_t *b = shmipc_channel_new (pair [1], "b", 64, SHMIPC_SERVER);
+    assert_non_null (b);
+    assert_int_equal (shmipc_channel_handshake (b, 1000), 0);
+    assert_string_equal (shmipc_channel_peer_name (b), long_name);
+    shmipc_channel_destroy (&a);
+    shmipc_channel_destroy (&b);
+    s_settle_allocator ();
+    tu_assert_baseline (baseline);
+}
+
+static void
+test_channel_handshake_times_out_with_etimedout_when_peer_is_silent (void **state)
+{
+    tu_baseline_t baseline = tu_baseline ();
+    int pair [2];
+    assert_int_equal (socketpair (AF_UNIX, SOCK_SEQPACKET, 0, pair), 0);
+    shmipc_channel_t *a = shmipc_channel_new (pair [0], "a", 4096, SHMIPC_CLIENT);
+    assert_non_null (a);
+    assert_false (shmipc_channel_ready (a));
+    assert_null (shmipc_channel_peer_name (a));
+    assert_true (shmipc_channel_deadline (a) > 0);
+    //  Not yet: a zero wait checks once
+    assert_int_equal (shmipc_channel_handshake (a, 0), -1);
+    assert_int_equal (errno, EAGAIN);
+    assert_int_equal (shmipc_channel_events (a), 0);
+    assert_int_equal (shmipc_channel_send (a, "x", 1, SHMIPC_DONTWAIT), -1);
+    assert_int_equal (errno, EAGAIN);
+    shmipc_channel_set_handshake_timeout (a, 50);
+    assert_int_equal (shmipc_channel_handshake (a, -1), -1);
+    assert_int_equal (errno, ETIMEDOUT);
+    assert_int_equal (shmipc_channel_error (a), ETIMEDOUT);
+    assert_string_not_equal (shmipc_channel_reason (a), "");
+    assert_false (shmipc_channel_ready (a));
+    //  The channel stays closed with that error
+    s_assert_recv_fails (a, ETIMEDOUT);
+    assert_int_equal (shmipc_channel_send (a, "x", 1, 0), -1);
+    assert_int_equal (errno, ETIMEDOUT);
+    assert_int_equal (shmipc_channel_events (a), SHMIPC_POLLERR);
+    shmipc_channel_destroy (&a);
+    close (pair [1]);
+    s_settle_allocator ();
+    tu_assert_baseline (baseline);
+}
+
+static void
+test_channel_blocking_recv_during_handshake_reports_etimedout (void **state)
+{
+    tu_baseline_t baseline = tu_baseline ();
+    int pair [2];
+    assert_int_equal (socketpair (AF_UNIX, SOCK_SEQPACKET, 0, pair), 0);
+    shmipc_channel_t *a = shmipc_channel_new (pair [0], "a", 4096, SHMIPC_CLIENT);
+    assert_non_null (a);
+    shmipc_channel_set_handshake_timeout (a, 30);
+    assert_null (shmipc_channel_recv (a, 0));
+    assert_int_equal (errno, ETIMEDOUT);
+    shmipc_channel_destroy (&a);
+    close (pair [1]);
+    s_settle_allocator ();
+    tu_assert_baseline (baseline);
+}
+
+static void
+test_channel_handshake_fails_with_econnreset_when_peer_closes (void **state)
+{
+    tu_baseline_t baseline = tu_baseline ();
+    int pair [2];
+    assert_int_equal (socketpair (AF_UNIX, SOCK_SEQPACKET, 0, pair), 0);
+    shmipc_channel_t *a = shmipc_channel_new (pair [0], "a", 4096, SHMIPC_CLIENT);
+    assert_non_null (a);
+    close (pair [1]);
+    assert_int_equal (shmipc_channel_handshake (a, 1000), -1);
+    assert_int_equal (errno, ECONNRESET);
+    assert_int_equal (shmipc_channel_error (a), ECONNRESET);
+    shmipc_channel_destroy (&a);
+    s_settle_allocator ();
+    tu_assert_baseline (baseline);
+}
+
+static void
+test_channel_handshake_completes_through_any_first_call (void **state)
+{
+    tu_baseline_t baseline = tu_baseline ();
+    int pair [2];
+    assert_int_equal (socketpair (AF_UNIX, SOCK_SEQPACKET, 0, pair), 0);
+    shmipc_channel_t *a = shmipc_channel_new (pair [0], "a", 4096, SHMIPC_CLIENT);
+    shmipc_channel_t *b = shmipc_channel_new (pair [1], "b", 4096, SHMIPC_SERVER);
+    assert_non_null (a);
+    assert_non_null (b);
+    //  a completes by sending, b by receiving
+    assert_int_equal (shmipc_channel_send (a, "hi", 2, 0), 0);
+    assert_true (shmipc_channel_ready (a));
+    shmipc_msg_t *msg = shmipc_channel_recv (b, 0);
+    assert_non_null (msg);
+    assert_memory_equal (shmipc_msg_data (msg, 0), "hi", 2);
+    shmipc_msg_destroy (&msg);
+    shmipc_channel_destroy (&a);
+    shmipc_channel_destroy (&b);
+    s_settle_allocator ();
+    tu_assert_baseline (baseline);
+}
+
+//  --------------------------------------------------------------------------
+//  Framing, wrap-around and streaming
+
+static void
+test_channel_delivers_empty_one_byte_and_multiframe_messages (void **state)
+{
+    tu_baseline_t baseline = tu_baseline ();
+    shmipc_channel_t *a, *b;
+    tu_channel_pair (4096, 4096, &a, &b);
+    shmipc_msg_t *msg = shmipc_msg_new ();
+    assert_int_equal (shmipc_channel_send (a, NULL, 0, 0), 0);
+    assert_int_equal (shmipc_channel_send (a, "x", 1, 0), 0);
+    size_t sizes [] = { 0, 1, 0, 300, 7 };
+    uint8_t buffer [400];
+    struct iovec frames [5];
+    s_make_frames (frames, buffer, 5, sizes, 40);
+    assert_int_equal (shmipc_channel_sendv (a, frames, 5, 0), 0);
+    assert_int_equal (shmipc_channel_sendv (a, frames, 0, 0), -1);
+    assert_int_equal (errno, EINVAL);
+    assert_int_equal (shmipc_channel_sendv (a, frames, SHMIPC_FRAMES_MAX + 1, 0), -1);
+    assert_int_equal (errno, EMSGSIZE);
+    //  A message object goes out as it is and stays the caller's
+    shmipc_msg_t *out = shmipc_msg_new ();
+    assert_int_equal (shmipc_msg_addmem (out, "ab", 2), 0);
+    assert_int_equal (shmipc_msg_addmem (out, "cde", 3), 0);
+    assert_int_equal (shmipc_channel_send_msg (a, out, 0), 0);
+    assert_int_equal (shmipc_msg_frames (out), 2);
+    shmipc_msg_destroy (&out);
+    out = shmipc_msg_new ();
+    assert_int_equal (shmipc_channel_send_msg (a, out, 0), -1);
+    assert_int_equal (errno, EINVAL);
+    shmipc_msg_destroy (&out);
+
+    assert_int_equal (shmipc_channel_recv_into (b, msg, 0), 0);
+    assert_int_equal (shmipc_msg_frames (msg), 1);
+    assert_int_equal (shmipc_msg_size (msg, 0), 0);
+    assert_int_equal (shmipc_channel_recv_into (b, msg, 0), 0);
+    assert_int_equal (shmipc_msg_frames (msg), 1);
+    assert_int_equal (shmipc_msg_size (msg, 0), 1);
+    assert_memory_equal (shmipc_msg_data (msg, 0), "x", 1);
+    assert_int_equal (shmipc_channel_recv_into (b, msg, 0), 0);
+    s_assert_frames (msg, 5, sizes, 40);
+    assert_int_equal (shmipc_channel_recv_into (b, msg, 0), 0);
+    assert_int_equal (shmipc_msg_frames (msg), 2);
+    assert_memory_equal (shmipc_msg_data (msg, 0), "ab", 2);
+    assert_memory_equal (shmipc_msg_data (msg, 1), "cde", 3);
+    s_assert_recv_fails (b, EAGAIN);
+
+    shmipc_channel_stats_t stats;
+    shmipc_channel_stats (a, &stats);
+    assert_int_equal (stats.msgs_sent, 4);
+    assert_int_equal (stats.bytes_sent, 0 + 1 + 308 + 5);
+    shmipc_channel_stats (b, &stats);
+    assert_int_equal (stats.msgs_received, 4);
+    assert_int_equal (stats.bytes_received, 0 + 1 + 308 + 5);
+    assert_int_equal (stats.msgs_sent, 0);
+    shmipc_msg_destroy (&msg);
+    shmipc_channel_destroy (&a);
+    shmipc_channel_destroy (&b);
+    s_settle_allocator ();
+    tu_assert_baseline (baseline);
+}
+
+//  The writer's index, as the test tracks it: every message that fits
+//  advances it by its records' sizes.
+typedef struct {
+    shmipc_channel_t *writer;
+    shmipc_channel_t *reader;
+    size_t capacity;
+    uint64_t cursor;
+    shmipc_msg_t *msg;
+    uint8_t buffer [1024];
+} s_wrap_t;
+
+//  Pass one message through, whole, and check it.
+static void
+s_wrap_pass (s_wrap_t *wrap, size_t nframes, const size_t *sizes, uint64_t seed)
+{
+    struct iovec frames [4];
+    s_make_frames (frames, wrap->buffer, nframes, sizes, seed);
+    assert_int_equal (shmipc_channel_sendv (wrap->writer, frames, nframes, SHMIPC_DONTWAIT), 0);
+    assert_int_equal (shmipc_channel_recv_into (wrap->reader, wrap->msg, SHMIPC_DONTWAIT), 0);
+    s_assert_frames (wrap->msg, nframes, sizes, seed);
+    //  The reader looks again and finds nothing: that returns the space
+    //  (a reader that stops after a message may keep up to a quarter of
+    //  the ring until its next call)
+    assert_int_equal (shmipc_channel_recv_into (wrap->reader, wrap->msg, SHMIPC_DONTWAIT), -1);
+    assert_int_equal (errno, EAGAIN);
+    for (size_t index = 0; index < nframes; index++)
+        wrap->cursor += shmipc_ring_record_size (sizes [index]);
+}
+
+//  Move the writer's index to offset (mod capacity) with one padding message.
+static void
+s_wrap_seek (s_wrap_t *wrap, size_t offset)
+{
+    size_t delta = (offset - wrap->cursor) & (wrap->capacity - 1);
+    if (delta) {
+        size_t size = delta - SHMIPC_RECORD_HEADER;
+        s_wrap_pass (wrap, 1, &size, 7);
+    }
+    assert_int_equal (wrap->cursor % wrap->capacity, offset);
+}
+
+//  At every record offset of the writer's ring, pass a message of every
+//  size that fits, and multi-frame messages of every first-frame size.
+static void
+s_wrap_every_offset (shmipc_channel_t *writer, shmipc_channel_t *reader,
+                     size_t capacity, uint64_t *cursor)
+{
+    assert_int_equal (shmipc_channel_capacity (writer), capacity);
+    s_wrap_t *wrap = (s_wrap_t *) calloc (1, sizeof *wrap);
+    assert_non_null (wrap);
+    wrap->writer = writer;
+    wrap->reader = reader;
+    wrap->capacity = capacity;
+    wrap->cursor = *cursor;
+    wrap->msg = shmipc_msg_new ();
+    uint64_t seed = 1000;
+    for (size_t offset = 0; offset < capacity; offset += 8) {
+        for (size_t size = 0; shmipc_ring_record_size (size) <= capacity; size++) {
+            s_wrap_seek (wrap, offset);
+            s_wrap_pass (wrap, 1, &size, seed++);
+        }
+        for (size_t first = 0; shmipc_ring_record_size (first) + 8 <= capacity; first++) {
+            size_t left = capacity - shmipc_ring_record_size (first) - SHMIPC_RECORD_HEADER;
+            size_t two [][2] = { { first, 0 }, { first, left }, { first, 1 } };
+            for (size_t index = 0; index < (left ? 3 : 2); index++) {
+                s_wrap_seek (wrap, offset);
+                s_wrap_pass (wrap, 2, two [index], seed += 4);
+            }
+            if (left >= SHMIPC_RECORD_HEADER) {
+                size_t three [3] = { first, 0, left - SHMIPC_RECORD_HEADER };
+                s_wrap_seek (wrap, offset);
+                s_wrap_pass (wrap, 3, three, seed += 4);
+            }
+        }
+    }
+    s_assert_recv_fails (reader, EAGAIN);
+    *cursor = wrap->cursor;
+    shmipc_msg_destroy (&wrap->msg);
+    free (wrap);
+}
+
+static void
+test_channel_wraps_at_every_offset_of_64_and_256_byte_rings (void **state)
+{
+    tu_baseline_t baseline = tu_baseline ();
+    shmipc_channel_t *a, *b;
+    tu_channel_pair (64, 256, &a, &b);
+    uint64_t cursor_a = 0, cursor_b = 0;
+    s_wrap_every_offset (a, b, 64, &cursor_a);
+    s_wrap_every_offset (b, a, 256, &cursor_b);
+    //  And once more after the indices have gone round many times
+    s_wrap_every_offset (a, b, 64, &cursor_a);
+    shmipc_channel_destroy (&a);
+    shmipc_channel_destroy (&b);
+    s_settle_allocator ();
+    tu_assert_baseline (baseline);
+}
+
+//  Stream an oversize message from a to b, each waiting nothing: the
+//  writer goes as far as the ring allows, the reader drains what was
+//  published, and the message must not be delivered until it is whole.
+static void
+s_stream_through (shmipc_channel_t *a, shmipc_channel_t *b, size_t nframes,
+                  const size_t *sizes, uint64_t seed)
+{
+    size_t total = 0;
+    for (size_t index = 0; index < nframes; index++)
+        total += sizes [index];
+    uint8_t *buffer = (uint8_t *) malloc (total + 1);
+    assert_non_null (buffer);
+    struct iovec frames [32];
+    assert_true (nframes <= 32);
+    s_make_frames (frames, buffer, nframes, sizes, seed);
+    shmipc_msg_t *msg = shmipc_msg_new ();
+    long steps = 0;
+    while (shmipc_channel_sendv (a, frames, nframes, SHMIPC_DONTWAIT) == -1) {
+        assert_int_equal (errno, EAGAIN);
+        assert_int_equal (shmipc_channel_recv_into (b, msg, SHMIPC_DONTWAIT), -1);
+        assert_int_equal (errno, EAGAIN);
+        assert_true (++steps < 10000000);
+    }
+    assert_int_equal (shmipc_channel_recv_into (b, msg, SHMIPC_DONTWAIT), 0);
+    s_assert_frames (msg, nframes, sizes, seed);
+    s_assert_recv_fails (b, EAGAIN);
+    shmipc_msg_destroy (&msg);
+    free (buffer);
+}
+
+static void
+test_channel_streams_oversize_messages_from_every_offset (void **state)
+{
+    tu_baseline_t baseline = tu_baseline ();
+    size_t capacities [] = { 64, 256 };
+    for (size_t round = 0; round < 2; round++) {
+        size_t cap = capacities [round];
+        size_t singles [] = { cap - 7, cap - 1, cap, cap + 1, 2 * cap + 5, 7 * cap + 3 };
+        size_t multi [][4] = {
+            { 3, cap, 0, cap + 9 },         //  (frame count first)
+            { 3, 3, 2 * cap, 1 },
+            { 2, cap - 8, cap - 8 },        //  Each fits alone, not both
+            { 3, 0, 0, 3 * cap },
+        };
+        for (size_t offset = 0; offset < cap; offset += 8) {
+            size_t ncases = 6 + 4 + 1;
+            for (size_t index = 0; index < ncases; index++) {
+                shmipc_channel_t *a, *b;
+                tu_channel_pair (cap, cap, &a, &b);
+                if (offset) {
+                    s_send_pattern (a, offset - SHMIPC_RECORD_HEADER, 1);
+                    shmipc_msg_t *msg = shmipc_msg_new ();
+                    s_recv_pattern (b, msg, offset - SHMIPC_RECORD_HEADER, 1);
+                    shmipc_msg_destroy (&msg);
+                }
+                uint64_t seed = 100 * offset + 10 * index;
+                if (index < 6)
+                    s_stream_through (a, b, 1, &singles [index], seed);
+                else
+                if (index < 10)
+                    s_stream_through (a, b, multi [index - 6][0],
+                                      &multi [index - 6][1], seed);
+                else {
+                    //  Many small frames that only together overflow
+                    size_t sizes [20];
+                    for (size_t frame = 0; frame < 20; frame++)
+                        sizes [frame] = frame % 11;
+                    s_stream_through (a, b, 20, sizes, seed);
+                }
+                //  The channel carries on normally afterwards
+                s_send_pattern (a, 5, 77);
+                shmipc_msg_t *msg = shmipc_msg_new ();
+                s_recv_pattern (b, msg, 5, 77);
+                shmipc_msg_destroy (&msg);
+                shmipc_channel_destroy (&a);
+                shmipc_channel_destroy (&b);
+            }
+        }
+    }
+    s_settle_allocator ();
+    tu_assert_baseline (baseline);
+}
+
+static void
+test_channel_oversize_send_resumes_only_with_the_same_message (void **state)
+{
+    tu_baseline_t baseline = tu_baseline ();
+    shmipc_channel_t *a, *b;
+    tu_channel_pair (4096, 4096, &a, &b);
+    size_t size = 5 * 4096 + 123;
+    uint8_t *big = s_pattern (size, 9);
+    assert_int_equal (shmipc_channel_send (a, big, size, SHMIPC_DONTWAIT), -1);
+    assert_int_equal (errno, EAGAIN);
+    //  Another message, another shape: refused while the first is part-way
+    assert_int_equal (shmipc_channel_send (a, "x", 1, SHMIPC_DONTWAIT), -1);
+    assert_int_equal (errno, EINVAL);
+    struct iovec two [2] = { { big, 100 }, { big + 100, size - 100 } };
+    assert_int_equal (shmipc_channel_sendv (a, two, 2, SHMIPC_DONTWAIT), -1);
+    assert_int_equal (errno, EINVAL);
+    assert_int_equal (shmipc_channel_send (a, big, size - 1, SHMIPC_DONTWAIT), -1);
+    assert_int_equal (errno, EINVAL);
+    //  The same message again: no room yet, so EAGAIN and no harm done
+    assert_int_equal (shmipc_channel_send (a, big, size, SHMIPC_DONTWAIT), -1);
+    assert_int_equal (errno, EAGAIN);
+    shmipc_msg_t *msg = shmipc_msg_new ();
+    int rounds = 0;
+    while (true) {
+        assert_int_equal (shmipc_channel_recv_into (b, msg, SHMIPC_DONTWAIT), -1);
+        assert_int_equal (errno, EAGAIN);
+        rounds++;
+        if (shmipc_channel_send (a, big, size, SHMIPC_DONTWAIT) == 0)
+            break;
+        assert_int_equal (errno, EAGAIN);
+        assert_true (rounds < 1000);
+    }
+    assert_true (rounds > 1);
+    s_recv_pattern (b, msg, size, 9);
+    //  Whole again: any message goes
+    assert_int_equal (shmipc_channel_send (a, "x", 1, SHMIPC_DONTWAIT), 0);
+    assert_int_equal (shmipc_channel_recv_into (b, msg, SHMIPC_DONTWAIT), 0);
+    assert_memory_equal (shmipc_msg_data (msg, 0), "x", 1);
+    shmipc_channel_stats_t stats;
+    shmipc_channel_stats (a, &stats);
+    assert_int_equal (stats.msgs_sent, 2);
+    assert_int_equal (stats.bytes_sent, size + 1);
+    shmipc_msg_destroy (&msg);
+    free (big);
+    shmipc_channel_destroy (&a);
+    shmipc_channel_destroy (&b);
+    s_settle_allocator ();
+    tu_assert_baseline (baseline);
+}
+
+static void
+test_channel_maxmsgsize_refuses_bigger_message_and_closes (void **state)
+{
+    tu_baseline_t baseline = tu_baseline ();
+    shmipc_channel_t *a, *b;
+    tu_channel_pair (4096, 4096, &a, &b);
+    shmipc_channel_set_maxmsgsize (b, 1000);
+    shmipc_msg_t *msg = shmipc_msg_new ();
+    //  Exactly the limit, in one frame or several, is fine
+    s_send_pattern (a, 1000, 1);
+    s_recv_pattern (b, msg, 1000, 1);
+    size_t sizes [3] = { 500, 0, 500 };
+    uint8_t buffer [1001];
+    struct iovec frames [3];
+    s_make_frames (frames, buffer, 3, sizes, 2);
+    assert_int_equal (shmipc_channel_sendv (a, frames, 3, 0), 0);
+    assert_int_equal (shmipc_channel_recv_into (b, msg, 0), 0);
+    s_assert_frames (msg, 3, sizes, 2);
+    //  One byte more, spread over frames, closes the channel
+    sizes [1] = 1;
+    s_make_frames (frames, buffer, 3, sizes, 3);
+    assert_int_equal (shmipc_channel_sendv (a, frames, 3, 0), 0);
+    assert_int_equal (shmipc_channel_recv_into (b, msg, 0), -1);
+    assert_int_equal (errno, EMSGSIZE);
+    assert_int_equal (shmipc_channel_error (b), EMSGSIZE);
+    assert_string_not_equal (shmipc_channel_reason (b), "");
+    s_assert_recv_fails (b, EMSGSIZE);
+    assert_int_equal (shmipc_channel_send (b, "x", 1, 0), -1);
+    assert_int_equal (errno, EMSGSIZE);
+    assert_int_equal (shmipc_channel_events (b), SHMIPC_POLLERR);
+    //  The writer sees the reader gone
+    assert_true (shmipc_channel_events (a) & SHMIPC_POLLERR);
+    s_assert_recv_fails (a, ECONNRESET);
+    assert_int_equal (shmipc_channel_send (a, "x", 1, 0), -1);
+    assert_int_equal (errno, EPIPE);
+    shmipc_channel_destroy (&a);
+    shmipc_channel_destroy (&b);
+
+    //  A streamed message is refused before it is whole
+    tu_channel_pair (4096, 4096, &a, &b);
+    shmipc_channel_set_maxmsgsize (b, 10000);
+    size_t size = 20000;
+    uint8_t *big = s_pattern (size, 4);
+    while (shmipc_channel_send (a, big, size, SHMIPC_DONTWAIT) == -1
+       &&  errno == EAGAIN) {
+        assert_int_equal (shmipc_channel_recv_into (b, msg, SHMIPC_DONTWAIT), -1);
+        if (errno == EMSGSIZE)
+            break;
+        assert_int_equal (errno, EAGAIN);
+    }
+    assert_int_equal (shmipc_channel_error (b), EMSGSIZE);
+    shmipc_channel_stats_t stats;
+    shmipc_channel_stats (b, &stats);
+    assert_int_equal (stats.msgs_received, 0);
+    free (big);
+    shmipc_msg_destroy (&msg);
+    shmipc_channel_destroy (&a);
+    shmipc_channel_destroy (&b);
+    s_settle_allocator ();
+    tu_assert_baseline (baseline);
+}
+
+//  --------------------------------------------------------------------------
+//  Back-pressure and timeouts
+
+static void
+test_channel_dontwait_send_fails_with_eagain_when_full_and_writes_nothing (void **state)
+{
+    tu_baseline_t baseline = tu_baseline ();
+    shmipc_channel_t *a, *b;
+    tu_channel_pair (4096, 4096, &a, &b);
+    size_t size = 100;
+    size_t fit = 4096 / shmipc_ring_record_size (size);
+    size_t sent = 0;
+    for (; sent < 1000; sent++) {
+        uint8_t buffer [100];
+        tu_fill (buffer, size, sent);
+        if (shmipc_channel_send (a, buffer, size, SHMIPC_DONTWAIT))
+            break;
+    }
+    assert_int_equal (errno, EAGAIN);
+    assert_int_equal (sent, fit);
+    //  A multi-frame message that needs more than the space left is not
+    //  started either: no frame of it reaches the reader
+    size_t left = 4096 - fit * shmipc_ring_record_size (size);
+    uint8_t buffer [64];
+    struct iovec two [2] = { { buffer, 0 }, { buffer, left } };
+    assert_int_equal (shmipc_channel_sendv (a, two, 2, SHMIPC_DONTWAIT), -1);
+    assert_int_equal (errno, EAGAIN);
+    shmipc_channel_stats_t stats;
+    shmipc_channel_stats (a, &stats);
+    assert_int_equal (stats.msgs_sent, fit);
+    shmipc_msg_t *msg = shmipc_msg_new ();
+    for (size_t index = 0; index < fit; index++)
+        s_recv_pattern (b, msg, size, index);
+    s_assert_recv_fails (b, EAGAIN);
+    //  Now it fits
+    assert_int_equal (shmipc_channel_sendv (a, two, 2, SHMIPC_DONTWAIT), 0);
+    assert_int_equal (shmipc_channel_recv_into (b, msg, SHMIPC_DONTWAIT), 0);
+    assert_int_equal (shmipc_msg_frames (msg), 2);
+    shmipc_msg_destroy (&msg);
+    shmipc_channel_destroy (&a);
+    shmipc_channel_destroy (&b);
+    s_settle_allocator ();
+    tu_assert_baseline (baseline);
+}
+
+static void
+test_channel_fd_becomes_readable_when_space_frees_after_eagain (void **state)
+{
+    tu_baseline_t baseline = tu_baseline ();
+    shmipc_channel_t *a, *b;
+    tu_channel_pair (4096, 4096, &a, &b);
+    uint8_t buffer [500];
+    memset (buffer, 1, sizeof buffer);
+    while (shmipc_channel_send (a, buffer, sizeof buffer, SHMIPC_DONTWAIT) == 0)
+        ;
+    assert_int_equal (errno, EAGAIN);
+    assert_false (s_readable (a, 0));
+    assert_int_equal (shmipc_channel_events (a) & SHMIPC_POLLOUT, 0);
+    assert_false (s_readable (a, 0));
+    shmipc_msg_t *msg = shmipc_msg_new ();
+    assert_int_equal (shmipc_channel_recv_into (b, msg, SHMIPC_DONTWAIT), 0);
+    assert_true (s_readable (a, 0));
+    assert_int_equal (shmipc_channel_send (a, buffer, sizeof buffer, SHMIPC_DONTWAIT), 0);
+    //  Full again; the blocking form waits (here until its timeout)
+    assert_int_equal (shmipc_channel_send (a, buffer, sizeof buffer, SHMIPC_DONTWAIT), -1);
+    assert_int_equal (errno, EAGAIN);
+    while (shmipc_channel_recv_into (b, msg, SHMIPC_DONTWAIT) == 0)
+        ;
+    assert_int_equal (errno, EAGAIN);
+    assert_true (s_readable (a, 0));
+    assert_true (shmipc_channel_events (a) & SHMIPC_POLLOUT);
+    assert_false (s_readable (a, 0));
+    shmipc_msg_destroy (&msg);
+    shmipc_channel_destroy (&a);
+    shmipc_channel_destroy (&b);
+    s_settle_allocator ();
+    tu_assert_baseline (baseline);
+}
+
+static void
+test_channel_refused_sends_queue_nothing_outside_the_ring (void **state)
+{
+    tu_baseline_t baseline = tu_baseline ();
+    shmipc_channel_t *a, *b;
+    tu_channel_pair (4096, 4096, &a, &b);
+    uint8_t buffer [1000];
+    memset (buffer, 2, sizeof buffer);
+    while (shmipc_channel_send (a, buffer, sizeof buffer, SHMIPC_DONTWAIT) == 0)
+        ;
+    assert_int_equal (errno, EAGAIN);
+    shmipc_channel_stats_t before;
+    shmipc_channel_stats (a, &before);
+    struct mallinfo2 heap_before = mallinfo2 ();
+    long tries = tu_scaled (100000, 100);
+    for (long index = 0; index < tries; index++) {
+        assert_int_equal (shmipc_channel_send (a, buffer, sizeof buffer, SHMIPC_DONTWAIT), -1);
+        assert_int_equal (errno, EAGAIN);
+    }
+    struct mallinfo2 heap_after = mallinfo2 ();
+    assert_int_equal (heap_after.uordblks, heap_before.uordblks);
+    shmipc_channel_stats_t after;
+    shmipc_channel_stats (a, &after);
+    assert_int_equal (after.msgs_sent, before.msgs_sent);
+    assert_int_equal (after.bytes_sent, before.bytes_sent);
+    //  The reader gets exactly what fitted, nothing of the refused sends
+    shmipc_msg_t *msg = shmipc_msg_new ();
+    uint64_t received = 0;
+    while (shmipc_channel_recv_into (b, msg, SHMIPC_DONTWAIT) == 0)
+        received++;
+    assert_int_equal (errno, EAGAIN);
+    assert_int_equal (received, before.msgs_sent);
+    shmipc_msg_destroy (&msg);
+    shmipc_channel_destroy (&a);
+    shmipc_channel_destroy (&b);
+    s_settle_allocator ();
+    tu_assert_baseline (baseline);
+}
+
+static void
+test_channel_send_and_recv_timeouts_fail_with_eagain (void **state)
+{
+    tu_baseline_t baseline = tu_baseline ();
+    shmipc_channel_t *a, *b;
+    tu_channel_pair (4096, 4096, &a, &b);
+    shmipc_channel_set_rcvtimeo (b, 20);
+    shmipc_msg_t *msg = shmipc_msg_new ();
+    assert_int_equal (shmipc_channel_recv_into (b, msg, 0), -1);
+    assert_int_equal (errno, EAGAIN);
+    assert_null (shmipc_channel_recv (b, 0));
+    assert_int_equal (errno, EAGAIN);
+    shmipc_msg_t *msgs [4];
+    assert_int_equal (shmipc_channel_recv_vectored (b, msgs, 4, 0), -1);
+    assert_int_equal (errno, EAGAIN);
+    shmipc_channel_set_rcvtimeo (b, 0);
+    assert_int_equal (shmipc_channel_recv_into (b, msg, 0), -1);
+    assert_int_equal (errno, EAGAIN);
+    //  Still working: a message sent now arrives
+    assert_int_equal (shmipc_channel_send (a, "m", 1, 0), 0);
+    shmipc_channel_set_rcvtimeo (b, -1);
+    assert_int_equal (shmipc_channel_recv_into (b, msg, 0), 0);
+    shmipc_channel_set_rcvtimeo (b, 20);
+
+    uint8_t buffer [1000] = { 0 };
+    int sent = 0;
+    while (shmipc_channel_send (a, buffer, sizeof buffer, SHMIPC_DONTWAIT) == 0)
+        sent++;
+    shmipc_channel_set_sndtimeo (a, 20);
+    assert_int_equal (shmipc_channel_send (a, buffer, sizeof buffer, 0), -1);
+    assert_int_equal (errno, EAGAIN);
+    assert_int_equal (shmipc_channel_error (a), 0);
+    shmipc_channel_stats_t stats;
+    shmipc_channel_stats (a, &stats);
+    assert_int_equal (stats.msgs_sent, 1 + sent);
+    int count = 0;
+    while (shmipc_channel_recv_into (b, msg, 0) == 0)
+        count++;
+    assert_int_equal (errno, EAGAIN);
+    assert_int_equal (count, sent);
+    //  An oversize message times out part-way and resumes later
+    size_t size = 3 * 4096;
+    uint8_t *big = s_pattern (size, 5);
+    assert_int_equal (shmipc_channel_send (a, big, size, 0), -1);
+    assert_int_equal (errno, EAGAIN);
+    assert_int_equal (shmipc_channel_recv_into (b, msg, 0), -1);
+    assert_int_equal (errno, EAGAIN);
+    shmipc_channel_set_sndtimeo (a, -1);
+    while (shmipc_channel_send (a, big, size, SHMIPC_DONTWAIT) == -1) {
+        assert_int_equal (errno, EAGAIN);
+        assert_int_equal (shmipc_channel_recv_into (b, msg, 0), -1);
+        assert_int_equal (errno, EAGAIN);
+    }
+    s_recv_pattern (b, msg, size, 5);
+    free (big);
+    shmipc_msg_destroy (&msg);
+    shmipc_channel_destroy (&a);
+    shmipc_channel_destroy (&b);
+    s_settle_allocator ();
+    tu_assert_baseline (baseline);
+}
+
+static void
+test_channel_reader_waiting_to_send_releases_what_it_has_read (void **state)
+{
+    //  a's message needs space b has already read but not yet returned;
+    //  when b itself must wait (its own ring to a is full), it must return
+    //  that space, or two processes that each send before they read stall
+    //  for ever although every message sent so far was received.
+    tu_baseline_t baseline = tu_baseline ();
+    shmipc_channel_t *a, *b;
+    tu_channel_pair (4096, 4096, &a, &b);
+    shmipc_msg_t *msg = shmipc_msg_new ();
+    s_send_pattern (a, 1000, 1);
+    s_recv_pattern (b, msg, 1000, 1);
+    uint8_t *big = s_pattern (3100, 2);
+    assert_int_equal (shmipc_channel_send (a, big, 3100, SHMIPC_DONTWAIT), -1);
+    assert_int_equal (errno, EAGAIN);
+    uint8_t buffer [500] = { 0 };
+    while (shmipc_channel_send (b, buffer, sizeof buffer, SHMIPC_DONTWAIT) == 0)
+        ;
+    assert_int_equal (errno, EAGAIN);
+    assert_true (s_readable (a, 0));
+    assert_int_equal (shmipc_channel_send (a, big, 3100, SHMIPC_DONTWAIT), 0);
+    s_recv_pattern (b, msg, 3100, 2);
+    free (big);
+    shmipc_msg_destroy (&msg);
+    shmipc_channel_destroy (&a);
+    shmipc_channel_destroy (&b);
+    s_settle_allocator ();
+    tu_assert_baseline (baseline);
+}
+
+//  --------------------------------------------------------------------------
+//  Batching and vectored receive
+
+static void
+test_channel_deferred_messages_stay_invisible_until_flush (void **state)
+{
+    tu_baseline_t baseline = tu_baseline ();
+    shmipc_channel_t *a, *b;
+    tu_channel_pair (4096, 4096, &a, &b);
+    shmipc_msg_t *msg = shmipc_msg_new ();
+    //  b sleeps (its receive failed), so the batch costs one wake-up
+    s_assert_recv_fails (b, EAGAIN);
+    for (uint64_t index = 0; index < 5; index++) {
+        uint8_t buffer [50];
+        tu_fill (buffer, sizeof buffer, index);
+        assert_int_equal (shmipc_channel_send (a, buffer, sizeof buffer, SHMIPC_DEFER), 0);
+    }
+    assert_false (s_readable (b, 0));
+    s_assert_recv_fails (b, EAGAIN);
+    assert_int_equal (shmipc_channel_events (b) & SHMIPC_POLLIN, 0);
+    shmipc_channel_stats_t stats;
+    shmipc_channel_stats (a, &stats);
+    assert_int_equal (stats.msgs_sent, 5);
+    assert_int_equal (stats.wakeups_sent, 0);
+    assert_int_equal (shmipc_channel_flush (a), 0);
+    shmipc_channel_stats (a, &stats);
+    assert_int_equal (stats.wakeups_sent, 1);
+    assert_true (s_readable (b, 0));
+    for (uint64_t index = 0; index < 5; index++)
+        s_recv_pattern (b, msg, 50, index);
+    s_assert_recv_fails (b, EAGAIN);
+    //  Flushing with nothing deferred is harmless
+    assert_int_equal (shmipc_channel_flush (a), 0);
+    shmipc_channel_stats (a, &stats);
+    assert_int_equal (stats.wakeups_sent, 1);
+    //  A deferred batch bigger than the ring publishes when it must
+    uint8_t buffer [1000] = { 0 };
+    int sent = 0;
+    while (shmipc_channel_send (a, buffer, sizeof buffer, SHMIPC_DEFER | SHMIPC_DONTWAIT) == 0)
+        sent++;
+    assert_int_equal (errno, EAGAIN);
+    int received = 0;
+    while (shmipc_channel_recv_into (b, msg, SHMIPC_DONTWAIT) == 0)
+        received++;
+    assert_int_equal (received, sent);
+    shmipc_msg_destroy (&msg);
+    shmipc_channel_destroy (&a);
+    shmipc_channel_destroy (&b);
+    s_settle_allocator ();
+    tu_assert_baseline (baseline);
+}
+
+static void
+test_channel_flush_fails_with_epipe_once_peer_is_gone (void **state)
+{
+    tu_baseline_t baseline = tu_baseline ();
+    shmipc_channel_t *a, *b;
+    tu_channel_pair (4096, 4096, &a, &b);
+    assert_int_equal (shmipc_channel_send (a, "x", 1, SHMIPC_DEFER), 0);
+    shmipc_channel_destroy (&b);
+    assert_true (shmipc_channel_events (a) & SHMIPC_POLLERR);
+    assert_int_equal (shmipc_channel_flush (a), -1);
+    assert_int_equal (errno, EPIPE);
+    assert_int_equal (shmipc_channel_send (a, "x", 1, SHMIPC_DEFER), -1);
+    assert_int_equal (errno, EPIPE);
+    shmipc_channel_destroy (&a);
+    s_settle_allocator ();
+    tu_assert_baseline (baseline);
+}
+
+static void
+test_channel_recv_vectored_returns_all_pending_up_to_max (void **state)
+{
+    tu_baseline_t baseline = tu_baseline ();
+    shmipc_channel_t *a, *b;
+    tu_channel_pair (4096, 4096, &a, &b);
+    for (uint64_t index = 0; index < 10; index++)
+        s_send_pattern (a, index * 10, index);
+    shmipc_msg_t *msgs [100];
+    assert_int_equal (shmipc_channel_recv_vectored (b, msgs, 0, 0), -1);
+    assert_int_equal (errno, EINVAL);
+    assert_int_equal (shmipc_channel_recv_vectored (b, msgs, 4, SHMIPC_DONTWAIT), 4);
+    for (uint64_t index = 0; index < 4; index++) {
+        size_t size = index * 10;
+        s_assert_frames (msgs [index], 1, &size, index);
+        shmipc_msg_destroy (&msgs [index]);
+    }
+    assert_int_equal (shmipc_channel_recv_vectored (b, msgs, 100, 0), 6);
+    for (uint64_t index = 4; index < 10; index++) {
+        size_t size = index * 10;
+        s_assert_frames (msgs [index - 4], 1, &size, index);
+        shmipc_msg_destroy (&msgs [index - 4]);
+    }
+    assert_int_equal (shmipc_channel_recv_vectored (b, msgs, 100, SHMIPC_DONTWAIT), -1);
+    assert_int_equal (errno, EAGAIN);
+    //  After the peer closes: what it sent, then ECONNRESET
+    s_send_pattern (a, 3, 3);
+    shmipc_channel_destroy (&a);
+    assert_int_equal (shmipc_channel_recv_vectored (b, msgs, 100, 0), 1);
+    shmipc_msg_destroy (&msgs [0]);
+    assert_int_equal (shmipc_channel_recv_vectored (b, msgs, 100, 0), -1);
+    assert_int_equal (errno, ECONNRESET);
+    shmipc_channel_destroy (&b);
+    s_settle_allocator ();
+    tu_assert_baseline (baseline);
+}
+
+//  --------------------------------------------------------------------------
+//  Closing
+
+static void
+test_channel_graceful_close_delivers_everything_then_econnreset (void **state)
+{
+    tu_baseline_t baseline = tu_baseline ();
+    shmipc_channel_t *a, *b;
+    tu_channel_pair (4096, 4096, &a, &b);
+    for (uint64_t index = 0; index < 5; index++)
+        s_send_pattern (a, index * 100, index);
+    size_t sizes [3] = { 10, 0, 20 };
+    uint8_t buffer [30];
+    struct iovec frames [3];
+    s_make_frames (frames, buffer, 3, sizes, 50);
+    assert_int_equal (shmipc_channel_sendv (a, frames, 3, 0), 0);
+    assert_int_equal (shmipc_channel_send_ctrl (a, "bye", 3), 0);
+    shmipc_channel_destroy (&a);
+
+    assert_int_equal (shmipc_channel_events (b),
+                      SHMIPC_POLLIN | SHMIPC_POLLCTRL | SHMIPC_POLLERR);
+    shmipc_msg_t *msg = shmipc_msg_new ();
+    for (uint64_t index = 0; index < 5; index++)
+        s_recv_pattern (b, msg, index * 100, index);
+    assert_int_equal (shmipc_channel_recv_into (b, msg, 0), 0);
+    s_assert_frames (msg, 3, sizes, 50);
+    assert_int_equal (shmipc_channel_recv_into (b, msg, 0), -1);
+    assert_int_equal (errno, ECONNRESET);
+    s_assert_recv_fails (b, ECONNRESET);
+    char text [8];
+    assert_int_equal (shmipc_channel_recv_ctrl (b, text, sizeof text), 3);
+    assert_memory_equal (text, "bye", 3);
+    assert_int_equal (shmipc_channel_recv_ctrl (b, text, sizeof text), -1);
+    assert_int_equal (errno, ECONNRESET);
+    assert_int_equal (shmipc_channel_send (b, "x", 1, 0), -1);
+    assert_int_equal (errno, EPIPE);
+    assert_int_equal (shmipc_channel_send_ctrl (b, "x", 1), -1);
+    assert_int_equal (errno, EPIPE);
+    assert_int_equal (shmipc_channel_events (b), SHMIPC_POLLERR);
+    //  Gone is not broken: the channel had no error of its own
+    assert_int_equal (shmipc_channel_error (b), 0);
+    shmipc_msg_destroy (&msg);
+    shmipc_channel_destroy (&b);
+    s_settle_allocator ();
+    tu_assert_baseline (baseline);
+}
+
+//  --------------------------------------------------------------------------
+//  Control messages
+
+static void
+test_channel_ctrl_messages_round_trip_beside_data (void **state)
+{
+    tu_baseline_t baseline = tu_baseline ();
+    shmipc_channel_t *a, *b;
+    tu_channel_pair (4096, 4096, &a, &b);
+    char buffer [SHMIPC_CTRL_MAX];
+    assert_int_equal (shmipc_channel_recv_ctrl (b, buffer, sizeof buffer), -1);
+    assert_int_equal (errno, EAGAIN);
+    assert_int_equal (shmipc_channel_send_ctrl (a, "one", 3), 0);
+    assert_int_equal (shmipc_channel_send (a, "data", 4, 0), 0);
+    assert_int_equal (shmipc_channel_send_ctrl (a, NULL, 0), 0);
+    uint8_t *largest = s_pattern (SHMIPC_CTRL_MAX, 6);
+    assert_int_equal (shmipc_channel_send_ctrl (a, largest, SHMIPC_CTRL_MAX), 0);
+    assert_int_equal (shmipc_channel_events (b),
+                      SHMIPC_POLLIN | SHMIPC_POLLCTRL | SHMIPC_POLLOUT);
+    assert_int_equal (shmipc_channel_recv_ctrl (b, buffer, sizeof buffer), 3);
+    assert_memory_equal (buffer, "one", 3);
+    assert_int_equal (shmipc_channel_recv_ctrl (b, buffer, sizeof buffer), 0);
+    assert_int_equal (shmipc_channel_recv_ctrl (b, buffer, sizeof buffer), SHMIPC_CTRL_MAX);
+    assert_true (tu_check (buffer, SHMIPC_CTRL_MAX, 6));
+    assert_int_equal (shmipc_channel_recv_ctrl (b, buffer, sizeof buffer), -1);
+    assert_int_equal (errno, EAGAIN);
+    shmipc_msg_t *msg = shmipc_channel_recv (b, 0);
+    assert_non_null (msg);
+    assert_memory_equal (shmipc_msg_data (msg, 0), "data", 4);
+    shmipc_msg_destroy (&msg);
+    //  And the other way
+    assert_int_equal (shmipc_channel_send_ctrl (b, "two", 3), 0);
+    assert_int_equal (shmipc_channel_recv_ctrl (a, buffer, sizeof buffer), 3);
+    assert_memory_equal (buffer, "two", 3);
+    shmipc_channel_stats_t stats;
+    shmipc_channel_stats (a, &stats);
+    assert_int_equal (stats.ctrl_sent, 3);
+    assert_int_equal (stats.ctrl_received, 1);
+    shmipc_channel_stats (b, &stats);
+    assert_int_equal (stats.ctrl_sent, 1);
+    assert_int_equal (stats.ctrl_received, 3);
+    free (largest);
+    shmipc_channel_destroy (&a);
+    shmipc_channel_destroy (&b);
+    s_settle_allocator ();
+    tu_assert_baseline (baseline);
+}
+
+static void
+test_channel_ctrl_window_limits_unread_messages (void **state)
+{
+    tu_baseline_t baseline = tu_baseline ();
+    shmipc_channel_t *a, *b;
+    tu_channel_pair (4096, 4096, &a, &b);
+    uint32_t next = 0;
+    for (int index = 0; index < SHMIPC_CTRL_WINDOW; index++, next++)
+        assert_int_equal (shmipc_channel_send_ctrl (a, &next, sizeof next), 0);
+    assert_int_equal (shmipc_channel_send_ctrl (a, &next, sizeof next), -1);
+    assert_int_equal (errno, EAGAIN);
+    assert_int_equal (shmipc_channel_send_ctrl (a, &next, sizeof next), -1);
+    assert_int_equal (errno, EAGAIN);
+    //  Reading one lets exactly one more go
+    uint32_t value;
+    assert_int_equal (shmipc_channel_recv_ctrl (b, &value, sizeof value), sizeof value);
+    assert_int_equal (value, 0);
+    assert_int_equal (shmipc_channel_send_ctrl (a, &next, sizeof next), 0);
+    next++;
+    assert_int_equal (shmipc_channel_send_ctrl (a, &next, sizeof next), -1);
+    assert_int_equal (errno, EAGAIN);
+    for (uint32_t expect = 1; expect < next; expect++) {
+        assert_int_equal (shmipc_channel_recv_ctrl (b, &value, sizeof value), sizeof value);
+        assert_int_equal (value, expect);
+    }
+    assert_int_equal (shmipc_channel_recv_ctrl (b, &value, sizeof value), -1);
+    assert_int_equal (errno, EAGAIN);
+    //  All read: the whole window is open again
+    for (int index = 0; index < SHMIPC_CTRL_WINDOW; index++)
+        assert_int_equal (shmipc_channel_send_ctrl (a, &next, sizeof next), 0);
+    assert_int_equal (shmipc_channel_send_ctrl (a, &next, sizeof next), -1);
+    assert_int_equal (errno, EAGAIN);
+    shmipc_channel_destroy (&a);
+    shmipc_channel_destroy (&b);
+    s_settle_allocator ();
+    tu_assert_baseline (baseline);
+}
+
+static void
+test_channel_ctrl_refuses_oversize_and_keeps_message_for_bigger_buffer (void **state)
+{
+    tu_baseline_t baseline = tu_baseline ();
+    shmipc_channel_t *a, *b;
+    tu_channel_pair (4096, 4096, &a, &b);
+    uint8_t *big = s_pattern (SHMIPC_CTRL_MAX + 1, 1);
+    assert_int_equal (shmipc_channel_send_ctrl (a, big, SHMIPC_CTRL_MAX + 1), -1);
+    assert_int_equal (errno, EMSGSIZE);
+    assert_int_equal (shmipc_channel_send_ctrl (a, "hello", 5), 0);
+    char buffer [8];
+    assert_int_equal (shmipc_channel_recv_ctrl (b, buffer, 4), -1);
+    assert_int_equal (errno, EMSGSIZE);
+    assert_int_equal (shmipc_channel_recv_ctrl (b, buffer, 0), -1);
+    assert_int_equal (errno, EMSGSIZE);
+    assert_true (shmipc_channel_events (b) & SHMIPC_POLLCTRL);
+    assert_int_equal (shmipc_channel_recv_ctrl (b, buffer, 5), 5);
+    assert_memory_equal (buffer, "hello", 5);
+    assert_int_equal (shmipc_channel_error (a), 0);
+    assert_int_equal (shmipc_channel_error (b), 0);
+    free (big);
+    shmipc_channel_destroy (&a);
+    shmipc_channel_destroy (&b);
+    s_settle_allocator ();
+    tu_assert_baseline (baseline);
+}
+
+//  --------------------------------------------------------------------------
+//  Polling and wake-ups
+
+static void
+test_channel_fd_becomes_readable_when_message_arrives_after_eagain (void **state)
+{
+    tu_baseline_t baseline = tu_baseline ();
+    shmipc_channel_t *a, *b;
+    tu_channel_pair (4096, 4096, &a, &b);
+    shmipc_msg_t *msg = shmipc_msg_new ();
+    for (uint64_t round = 0; round < 3; round++) {
+        assert_int_equal (shmipc_channel_recv_into (b, msg, SHMIPC_DONTWAIT), -1);
+        assert_int_equal (errno, EAGAIN);
+        assert_false (s_readable (b, 0));
+        s_send_pattern (a, 10, round);
+        assert_true (s_readable (b, 0));
+        s_recv_pattern (b, msg, 10, round);
+    }
+    //  A control message also makes it readable
+    s_assert_recv_fails (b, EAGAIN);
+    assert_int_equal (shmipc_channel_send_ctrl (a, "c", 1), 0);
+    assert_true (s_readable (b, 0));
+    assert_int_equal (shmipc_channel_events (b), SHMIPC_POLLCTRL | SHMIPC_POLLOUT);
+    //  And so does the peer going away
+    assert_false (s_readable (b, 0));
+    shmipc_channel_destroy (&a);
+    assert_true (s_readable (b, 0));
+    assert_true (shmipc_channel_events (b) & SHMIPC_POLLERR);
+    shmipc_msg_destroy (&msg);
+    shmipc_channel_destroy (&b);
+    s_settle_allocator ();
+    tu_assert_baseline (baseline);
+}
+
+static void
+test_channel_fd_is_not_readable_after_events_reported_everything (void **state)
+{
+    tu_baseline_t baseline = tu_baseline ();
+    shmipc_channel_t *a, *b;
+    tu_channel_pair (4096, 4096, &a, &b);
+    shmipc_msg_t *msg = shmipc_msg_new ();
+    assert_int_equal (shmipc_channel_events (b), SHMIPC_POLLOUT);
+    assert_false (s_readable (b, 0));
+    for (uint64_t round = 0; round < 5; round++) {
+        for (uint64_t index = 0; index < round + 1; index++)
+            s_send_pattern (a, 20, index);
+        assert_true (s_readable (b, 0));
+        for (uint64_t index = 0; index < round + 1; index++) {
+            assert_int_equal (shmipc_channel_events (b), SHMIPC_POLLIN | SHMIPC_POLLOUT);
+            s_recv_pattern (b, msg, 20, index);
+        }
+        assert_int_equal (shmipc_channel_events (b), SHMIPC_POLLOUT);
+        assert_false (s_readable (b, 0));
+        assert_int_equal (shmipc_channel_events (b), SHMIPC_POLLOUT);
+        assert_false (s_readable (b, 0));
+    }
+    shmipc_msg_destroy (&msg);
+    shmipc_channel_destroy (&a);
+    shmipc_channel_destroy (&b);
+    s_settle_allocator ();
+    tu_assert_baseline (baseline);
+}
+
+static void
+test_channel_events_reports_pollout_when_blocked_stream_can_go_on (void **state)
+{
+    //  An oversize message stopped part-way with EAGAIN: events () must
+    //  arm the descriptor for space and say POLLOUT once there is some,
+    //  or a poll loop that resumes on POLLOUT waits for ever.
+    tu_baseline_t baseline = tu_baseline ();
+    shmipc_channel_t *a, *b;
+    tu_channel_pair (4096, 4096, &a, &b);
+    size_t size = 10 * 4096;
+    uint8_t *big = s_pattern (size, 8);
+    shmipc_msg_t *msg = shmipc_msg_new ();
+    assert_int_equal (shmipc_channel_send (a, big, size, SHMIPC_DONTWAIT), -1);
+    assert_int_equal (errno, EAGAIN);
+    int rounds = 0;
+    while (true) {
+        assert_int_equal (shmipc_channel_events (a) & SHMIPC_POLLOUT, 0);
+        assert_false (s_readable (a, 0));
+        assert_int_equal (shmipc_channel_recv_into (b, msg, SHMIPC_DONTWAIT), -1);
+        assert_int_equal (errno, EAGAIN);
+        assert_true (s_readable (a, 0));
+        assert_true (shmipc_channel_events (a) & SHMIPC_POLLOUT);
+        if (shmipc_channel_send (a, big, size, SHMIPC_DONTWAIT) == 0)
+            break;
+        assert_int_equal (errno, EAGAIN);
+        assert_true (++rounds < 1000);
+    }
+    s_recv_pattern (b, msg, size, 8);
+    free (big);
+    shmipc_msg_destroy (&msg);
+    shmipc_channel_destroy (&a);
+    shmipc_channel_destroy (&b);
+    s_settle_allocator ();
+    tu_assert_baseline (baseline);
+}
+
+static void
+test_channel_sends_no_wakeup_to_a_reader_that_keeps_up (void **state)
+{
+    tu_baseline_t baseline = tu_baseline ();
+    shmipc_channel_t *a, *b;
+    tu_channel_pair (65536, 4096, &a, &b);
+    shmipc_msg_t *msg = shmipc_msg_new ();
+    //  Pipelined bursts, each read whole by a reader that never found the
+    //  ring empty: it never slept, so nothing crosses the socket
+    long bursts = tu_scaled (2000, 20);
+    for (long burst = 0; burst < bursts; burst++) {
+        for (uint64_t index = 0; index < 50; index++)
+            s_send_pattern (a, 16 + index, index);
+        for (uint64_t index = 0; index < 50; index++)
+            s_recv_pattern (b, msg, 16 + index, index);
+    }
+    shmipc_channel_stats_t stats;
+    shmipc_channel_stats (a, &stats);
+    assert_int_equal (stats.msgs_sent, bursts * 50);
+    assert_int_equal (stats.wakeups_sent, 0);
+    shmipc_channel_stats (b, &stats);
+    assert_int_equal (stats.wakeups_received, 0);
+    assert_int_equal (stats.wakeups_sent, 0);
+    //  A sleeping reader costs one WAKE per sleep, not one per message
+    for (long round = 1; round <= 10; round++) {
+        s_assert_recv_fails (b, EAGAIN);
+        for (uint64_t index = 0; index < 100; index++)
+            s_send_pattern (a, 8, index);
+        shmipc_channel_stats (a, &stats);
+        assert_int_equal (stats.wakeups_sent, round);
+        for (uint64_t index = 0; index < 100; index++)
+            s_recv_pattern (b, msg, 8, index);
+        shmipc_channel_stats (b, &stats);
+        assert_int_equal (stats.wakeups_received, round);
+    }
+    shmipc_msg_destroy (&msg);
+    shmipc_channel_destroy (&a);
+    shmipc_channel_destroy (&b);
+    s_settle_allocator ();
+    tu_assert_baseline (baseline);
+}
+
+static void
+test_channel_spin_option_still_receives_and_times_out (void **state)
+{
+    tu_baseline_t baseline = tu_baseline ();
+    shmipc_channel_t *a, *b;
+    tu_channel_pair (4096, 4096, &a, &b);
+    shmipc_channel_set_spin (b, 2000);
+    shmipc_channel_set_spin (a, 2000);
+    shmipc_msg_t *msg = shmipc_msg_new ();
+    //  Without waiting, spinning does not apply
+    s_assert_recv_fails (b, EAGAIN);
+    //  A bounded spin, then sleep, then the timeout
+    shmipc_channel_set_rcvtimeo (b, 30);
+    assert_int_equal (shmipc_channel_recv_into (b, msg, 0), -1);
+    assert_int_equal (errno, EAGAIN);
+    for (uint64_t index = 0; index < 100; index++) {
+        s_send_pattern (a, index, index);
+        assert_int_equal (shmipc_channel_recv_into (b, msg, 0), 0);
+        size_t size = index;
+        s_assert_frames (msg, 1, &size, index);
+    }
+    //  A spinning writer with a full ring times out too
+    uint8_t buffer [1000] = { 0 };
+    while (shmipc_channel_send (a, buffer, sizeof buffer, SHMIPC_DONTWAIT) == 0)
+        ;
+    shmipc_channel_set_sndtimeo (a, 30);
+    assert_int_equal (shmipc_channel_send (a, buffer, sizeof buffer, 0), -1);
+    assert_int_equal (errno, EAGAIN);
+    shmipc_channel_set_spin (b, -5);
+    while (shmipc_channel_recv_into (b, msg, SHMIPC_DONTWAIT) == 0)
+        ;
+    assert_int_equal (errno, EAGAIN);
+    assert_int_equal (shmipc_channel_send (a, buffer, sizeof buffer, 0), 0);
+    shmipc_msg_destroy (&msg);
+    shmipc_channel_destroy (&a);
+    shmipc_channel_destroy (&b);
+    s_settle_allocator ();
+    tu_assert_baseline (baseline);
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests [] = {
+        cmocka_unit_test (test_channel_pair_reports_names_capacities_and_readiness),
+        cmocka_unit_test (test_channel_new_rounds_tiny_capacity_up_to_ring_minimum),
+        cmocka_unit_test (test_channel_new_refuses_stream_socket_with_eprototype),
+        cmocka_unit_test (test_channel_new_refuses_bad_name_and_capacity_with_einval),
+        cmocka_unit_test (test_channel_handshake_times_out_with_etimedout_when_peer_is_silent),
+        cmocka_unit_test (test_channel_blocking_recv_during_handshake_reports_etimedout),
+        cmocka_unit_test (test_channel_handshake_fails_with_econnreset_when_peer_closes),
+        cmocka_unit_test (test_channel_handshake_completes_through_any_first_call),
+        cmocka_unit_test (test_channel_delivers_empty_one_byte_and_multiframe_messages),
+        cmocka_unit_test (test_channel_wraps_at_every_offset_of_64_and_256_byte_rings),
+        cmocka_unit_test (test_channel_streams_oversize_messages_from_every_offset),
+        cmocka_unit_test (test_channel_oversize_send_resumes_only_with_the_same_message),
+        cmocka_unit_test (test_channel_maxmsgsize_refuses_bigger_message_and_closes),
+        cmocka_unit_test (test_channel_dontwait_send_fails_with_eagain_when_full_and_writes_nothing),
+        cmocka_unit_test (test_channel_fd_becomes_readable_when_space_frees_after_eagain),
+        cmocka_unit_test (test_channel_refused_sends_queue_nothing_outside_the_ring),
+        cmocka_unit_test (test_channel_send_and_recv_timeouts_fail_with_eagain),
+        cmocka_unit_test (test_channel_reader_waiting_to_send_releases_what_it_has_read),
+        cmocka_unit_test (test_channel_deferred_messages_stay_invisible_until_flush),
+        cmocka_unit_test (test_channel_flush_fails_with_epipe_once_peer_is_gone),
+        cmocka_unit_test (test_channel_recv_vectored_returns_all_pending_up_to_max),
+        cmocka_unit_test (test_channel_graceful_close_delivers_everything_then_econnreset),
+        cmocka_unit_test (test_channel_ctrl_messages_round_trip_beside_data),
+        cmocka_unit_test (test_channel_ctrl_window_limits_unread_messages),
+        cmocka_unit_test (test_channel_ctrl_refuses_oversize_and_keeps_message_for_bigger_buffer),
+        cmocka_unit_test (test_channel_fd_becomes_readable_when_message_arrives_after_eagain),
+        cmocka_unit_test (test_channel_fd_is_not_readable_after_events_reported_everything),
+        cmocka_unit_test (test_channel_events_reports_pollout_when_blocked_stream_can_go_on),
+        cmocka_unit_test (test_channel_sends_no_wakeup_to_a_reader_that_keeps_up),
+        cmocka_unit_test (test_channel_spin_option_still_receives_and_times_out),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}

@@ -1,0 +1,878 @@
+/*  test_channel_hostile - peers that break the protocol: bad handshakes,
+    lying ring indices and record headers, bad socket records, a control
+    window ignored, and child processes scribbling over their segment while
+    we read. The channel must refuse each with EPROTO (or see the peer gone,
+    ECONNRESET), never crash, hang, read out of bounds or leak a descriptor.
+
+    The fake peer speaks the protocol by hand with the internal pieces:
+    shmipc_segment_new, shmipc__wire_hello / shmipc__wire_header and
+    shmipc_fdpass_send, and the segment layout channel.c defines.
+*/
+#include "testutil.h"
+#include "shmipc_channel.h"
+#include "shmipc_fdpass.h"
+#include "shmipc_ring.h"
+#include "shmipc_segment.h"
+#include "wire.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+//  The segment layout of channel.c: kind, control block words, ring data.
+#define S_KIND          0x4e414843u     //  "CHAN"
+#define S_HEAD          64              //  Write index of the owner's ring
+#define S_TAIL          128             //  Owner's read index into the peer's
+#define S_RX_SLEEP      192
+#define S_TX_SLEEP      256
+#define S_RING          SHMIPC_SEGMENT_HEADER
+
+//  In a child: on failure say where and why, and exit with status 1.
+#define C_CHECK(cond) do { \
+    if (!(cond)) { \
+        fprintf (stderr, "child %d: %s:%d: check failed: %s (errno %d %s)\n", \
+                 (int) getpid (), __FILE__, __LINE__, #cond, errno, strerror (errno)); \
+        return 1; \
+    } \
+} while (0)
+
+//  --------------------------------------------------------------------------
+//  A fake peer in this process
+
+typedef struct {
+    int sock;                       //  Its raw end of the socket pair
+    shmipc_segment_t *segment;      //  The segment it pretends with
+    uint8_t *base;                  //  Its mapping (ours: read-write)
+    size_t capacity;                //  The ring capacity it claims
+    shmipc_segment_t *victim;       //  The channel's segment, attached
+} s_fake_t;
+
+//  Return the segment size a channel with this ring capacity has.
+static size_t
+s_segment_size (size_t capacity)
+{
+    size_t page = (size_t) sysconf (_SC_PAGESIZE);
+    return SHMIPC_SEGMENT_HEADER + (capacity + page - 1) / page * page;
+}
+
+//  Send a HELLO by hand with nfds descriptors (0 to SHMIPC_FDPASS_MAX).
+static void
+s_send_hello (int sock, int role, uint64_t capacity, uint64_t segment_size,
+              const int *fds, size_t nfds)
+{
+    uint8_t hello [SHMIPC__HELLO_FIXED + 8];
+    size_t size = shmipc__wire_hello (hello, role, capacity, segment_size, "fake", 4);
+    assert_int_equal (shmipc_fdpass_send (sock, hello, size, fds, nfds, 0), size);
+}
+
+//  Make a channel (the victim, ring 4096, server) joined to a fake client
+//  with a ring of capacity: the fake sends its HELLO by hand and attaches
+//  the victim's segment from the victim's HELLO.
+static shmipc_channel_t *
+s_fake_new (s_fake_t *fake, size_t capacity)
+{
+    int pair [2];
+    assert_int_equal (socketpair (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair), 0);
+    shmipc_channel_t *victim = shmipc_channel_new (pair [0], "victim", 4096, SHMIPC_SERVER);
+    assert_non_null (victim);
+    fake->sock = pair [1];
+    fake->capacity = capacity;
+    fake->segment = shmipc_segment_new ("fake", s_segment_size (capacity), S_KIND);
+    assert_non_null (fake->segment);
+    fake->base = (uint8_t *) shmipc_segment_data (fake->segment);
+    int fd = shmipc_segment_fd (fake->segment);
+    s_send_hello (fake->sock, SHMIPC_CLIENT, capacity, s_segment_size (capacity), &fd, 1);
+    uint8_t buffer [SHMIPC__HELLO_FIXED + SHMIPC_NAME_MAX];
+    size_t nfds;
+    assert_true (shmipc_fdpass_recv (fake->sock, buffer, sizeof buffer, &fd, 1, &nfds, 0) > 0);
+    assert_int_equal (nfds, 1);
+    fake->victim = shmipc_segment_attach (fd, s_segment_size (4096),
+                                          s_segment_size (4096), S_KIND);
+    assert_non_null (fake->victim);
+    assert_int_equal (shmipc_channel_handshake (victim, 1000), 0);
+    return victim;
+}
+
+static void
+s_fake_destroy (s_fake_t *fake)
+{
+    close (fake->sock);
+    shmipc_segment_destroy (&fake->segment);
+    shmipc_segment_destroy (&fake->victim);
+}
+
+//  Store a word in the fake's control block, as the peer would.
+static void
+s_fake_store (s_fake_t *fake, size_t offset, uint64_t value)
+{
+    atomic_store_explicit ((_Atomic uint64_t *) (fake->base + offset), value,
+                           memory_order_release);
+}
+
+//  Load a word from the victim's control block.
+static uint64_t
+s_victim_load (s_fake_t *fake, size_t offset)
+{
+    const uint8_t *base = (const uint8_t *) shmipc_segment_data (fake->victim);
+    return atomic_load_explicit ((_Atomic uint64_t *) (base + offset), memory_order_acquire);
+}
+
+//  Write a record (header, then payload, wrapping) at ring index at.
+static void
+s_fake_record (s_fake_t *fake, uint64_t at, uint32_t size, uint32_t flags,
+               const void *payload)
+{
+    uint64_t mask = fake->capacity - 1;
+    uint64_t header = (uint64_t) size | ((uint64_t) flags << 32);
+    memcpy (fake->base + S_RING + (at & mask), &header, 8);
+    for (uint32_t index = 0; index < size && payload; index++)
+        fake->base [S_RING + ((at + 8 + index) & mask)] = ((const uint8_t *) payload) [index];
+}
+
+//  Send raw bytes on the fake's socket, one record.
+static void
+s_fake_send (s_fake_t *fake, const void *data, size_t size)
+{
+    assert_int_equal (send (fake->sock, data, size, MSG_NOSIGNAL), (ssize_t) size);
+}
+
+//  Assert the victim is closed with EPROTO, says why, and stays closed;
+//  the fake sees end of stream.
+static void
+s_assert_eproto (shmipc_channel_t *victim, s_fake_t *fake)
+{
+    assert_int_equal (shmipc_channel_error (victim), EPROTO);
+    assert_string_not_equal (shmipc_channel_reason (victim), "");
+    assert_int_equal (shmipc_channel_events (victim), SHMIPC_POLLERR);
+    assert_null (shmipc_channel_recv (victim, 0));
+    assert_int_equal (errno, EPROTO);
+    assert_int_equal (shmipc_channel_send (victim, "x", 1, 0), -1);
+    assert_int_equal (errno, EPROTO);
+    assert_int_equal (shmipc_channel_flush (victim), -1);
+    assert_int_equal (errno, EPROTO);
+    if (fake) {
+        char byte;
+        //  Anything the victim sent before, then end of stream
+        while (recv (fake->sock, &byte, 1, MSG_DONTWAIT | MSG_TRUNC) > 0)
+            ;
+        assert_int_equal (recv (fake->sock, &byte, 1, MSG_DONTWAIT), 0);
+    }
+}
+
+//  Assert a receive fails with EPROTO now.
+static void
+s_assert_recv_eproto (shmipc_channel_t *victim)
+{
+    shmipc_msg_t *msg = shmipc_msg_new ();
+    assert_int_equal (shmipc_channel_recv_into (victim, msg, SHMIPC_DONTWAIT), -1);
+    assert_int_equal (errno, EPROTO);
+    shmipc_msg_destroy (&msg);
+}
+
+//  AddressSanitizer keeps freed blocks in quarantine, big ones still mapped:
+//  drain it (a no-op in other builds) before counting mappings.
+void __sanitizer_purge_allocator (void) __attribute__ ((weak));
+static void
+s_settle_allocator (void)
+{
+    if (__sanitizer_purge_allocator)
+        __sanitizer_purge_allocator ();
+}
+
+//  --------------------------------------------------------------------------
+//  Handshake refusals
+
+//  A victim waiting for a HELLO on a fresh socket pair; *peer gets the raw
+//  other end.
+static shmipc_channel_t *
+s_victim_new (int *peer)
+{
+    int pair [2];
+    assert_int_equal (socketpair (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair), 0);
+    shmipc_channel_t *victim = shmipc_channel_new (pair [0], "victim", 4096, SHMIPC_SERVER);
+    assert_non_null (victim);
+    *peer = pair [1];
+    return victim;
+}
+
+//  The handshake must fail with EPROTO, and the victim must hold no
+//  descriptor it was sent: after destroy we are back to fds_before.
+static void
+s_assert_refused (shmipc_channel_t *victim, int peer, int fds_before)
+{
+    assert_int_equal (shmipc_channel_handshake (victim, 1000), -1);
+    assert_int_equal (errno, EPROTO);
+    assert_int_equal (shmipc_channel_error (victim), EPROTO);
+    assert_false (shmipc_channel_ready (victim));
+    assert_null (shmipc_channel_peer_name (victim));
+    assert_null (shmipc_channel_recv (victim, SHMIPC_DONTWAIT));
+    assert_int_equal (errno, EPROTO);
+    shmipc_channel_destroy (&victim);
+    close (peer);
+    assert_int_equal (tu_fd_count (), fds_before);
+}
+
+static void
+test_channel_refuses_hello_with_wrong_descriptors (void **state)
+{
+    tu_baseline_t baseline = tu_baseline ();
+    int fds_before = tu_fd_count ();
+    size_t good_size = s_segment_size (4096);
+    for (int kind = 0; kind < 8; kind++) {
+        int peer;
+        shmipc_channel_t *victim = s_victim_new (&peer);
+        int fds [SHMIPC_FDPASS_MAX];
+        size_t nfds = 1;
+        shmipc_segment_t *segment = NULL;
+        uint64_t claim = 4096;          //  The capacity the HELLO claims
+        if (kind == 0) {                //  A pipe
+            int pipe_fds [2];
+            assert_int_equal (pipe (pipe_fds), 0);
+            close (pipe_fds [1]);
+            fds [0] = pipe_fds [0];
+        }
+        else
+        if (kind == 1) {                //  A regular file of the right size
+            char path [] = "/tmp/shmipc-hostile-XXXXXX";
+            fds [0] = mkstemp (path);
+            assert_true (fds [0] >= 0);
+            unlink (path);
+            assert_int_equal (ftruncate (fds [0], (off_t) good_size), 0);
+        }
+        else
+        if (kind == 2) {                //  An unsealed memfd
+            fds [0] = memfd_create ("unsealed", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+            assert_true (fds [0] >= 0);
+            assert_int_equal (ftruncate (fds [0], (off_t) good_size), 0);
+        }
+        else
+        if (kind == 3) {                //  A sealed segment too small for
+            segment = shmipc_segment_new ("small", good_size, S_KIND);
+            fds [0] = dup (shmipc_segment_fd (segment));
+            claim = 65536;              //  the capacity claimed
+        }
+        else
+        if (kind == 4) {                //  A sealed segment of another kind
+            segment = shmipc_segment_new ("other", good_size, 0x12345678);
+            fds [0] = dup (shmipc_segment_fd (segment));
+        }
+        else
+        if (kind == 5 || kind == 6) {   //  Several descriptors, or the most
+            segment = shmipc_segment_new ("many", good_size, S_KIND);
+            nfds = kind == 5 ? 3 : SHMIPC_FDPASS_MAX;
+            for (size_t index = 0; index < nfds; index++)
+                fds [index] = dup (shmipc_segment_fd (segment));
+        }
+        else
+            nfds = 0;                   //  No descriptor at all
+        s_send_hello (peer, SHMIPC_CLIENT, claim, s_segment_size (claim), fds, nfds);
+        for (size_t index = 0; index < nfds; index++)
+            close (fds [index]);
+        shmipc_segment_destroy (&segment);
+        s_assert_refused (victim, peer, fds_before);
+    }
+    s_settle_allocator ();
+    tu_assert_baseline (baseline);
+}
+
+static void
+test_channel_refuses_hello_flooded_with_descriptors (void **state)
+{
+    tu_baseline_t baseline = tu_baseline ();
+    int fds_before = tu_fd_count ();
+    int peer;
+    shmipc_channel_t *victim = s_victim_new (&peer);
+    //  Sixty descriptors in one record, far past what fdpass takes
+    int null_fd = open ("/dev/null", O_RDONLY | O_CLOEXEC);
+    assert_true (null_fd >= 0);
+    int many [60];
+    for (int index = 0; index < 60; index++)
+        many [index] = null_fd;
+    uint8_t hello [SHMIPC__HELLO_FIXED + 8];
+    size_t size = shmipc__wire_hello (hello, SHMIPC_CLIENT, 4096,
+                                      s_segment_size (4096), "fake", 4);
+    union {
+        char buffer [CMSG_SPACE (sizeof many)];
+        struct cmsghdr align;
+    } control;
+    memset (&control, 0, sizeof control);
+    struct iovec iov = { .iov_base = hello, .iov_len = size };
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
+                          .msg_control = control.buffer,
+                          .msg_controllen = sizeof control.buffer };
+    struct cmsghdr *cmsg = CMSG_FIRSTHDR (&msg);
+    cmsg->cmsg_level = SOL_SOCKET;
+    cmsg->cmsg_type = SCM_RIGHTS;
+    cmsg->cmsg_len = CMSG_LEN (sizeof many);
+    memcpy (CMSG_DATA (cmsg), many, sizeof many);
+    assert_int_equal (sendmsg (peer, &msg, 0), (ssize_t) size);
+    close (null_fd);
+    s_assert_refused (victim, peer, fds_before);
+    tu_assert_baseline (baseline);
+}
+
+static void
+test_channel_refuses_malformed_hello (void **state)
+{
+    tu_baseline_t baseline = tu_baseline ();
+    int fds_before = tu_fd_count ();
+    for (int kind = 0; kind < 11; kind++) {
+        int peer;
+        shmipc_channel_t *victim = s_victim_new (&peer);
+        shmipc_segment_t *segment = shmipc_segment_new ("fake", s_segment_size (4096), S_KIND);
+        assert_non_null (segment);
+        int fd = shmipc_segment_fd (segment);
+        uint8_t hello [SHMIPC__HELLO_FIXED + 300];
+        size_t size = shmipc__wire_hello (hello, SHMIPC_CLIENT, 4096,
+                                          s_segment_size (4096), "fake", 4);
+        switch (kind) {
+            case 0: hello [4] ^= 1; break;                  //  Bad magic
+            case 1: hello [2] = 2; break;                   //  Unknown version
+            case 2: hello [1] = 7; break;                   //  Unknown role
+            case 3: hello [24] = 5; break;                  //  Name size lies
+            case 4: size = SHMIPC__HELLO_FIXED - 1; break;  //  Truncated
+            case 5: hello [SHMIPC__HELLO_FIXED] = '\n'; break;
+            case 6:                                         //  A WAKE first
+                shmipc__wire_header (hello, SHMIPC__WIRE_WAKE, 0);
+                size = SHMIPC__RECORD_HEAD;
+                break;
+            case 7:                                         //  Too long a record
+                memset (hello + size, 'x', sizeof hello - size);
+                hello [24] = (uint8_t) (sizeof hello - SHMIPC__HELLO_FIXED);
+                hello [25] = (uint8_t) ((sizeof hello - SHMIPC__HELLO_FIXED) >> 8);
+                size = sizeof hello;
+                break;
+            case 8:                                         //  Not a power of two
+                size = shmipc__wire_hello (hello, SHMIPC_CLIENT, 3000,
+                                           s_segment_size (3000), "fake", 4);
+                break;
+            case 9:                                         //  Below the minimum
+                size = shmipc__wire_hello (hello, SHMIPC_CLIENT, 32,
+                                           s_segment_size (32), "fake", 4);
+                break;
+            default:                                        //  Size not what the
+                size = shmipc__wire_hello (hello, SHMIPC_CLIENT, 4096,  //  capacity implies
+                                           s_segment_size (8192), "fake", 4);
+                break;
+        }
+        assert_int_equal (shmipc_fdpass_send (peer, hello, size, &fd, 1, 0), size);
+        shmipc_segment_destroy (&segment);
+        s_assert_refused (victim, peer, fds_before);
+    }
+    s_settle_allocator ();
+    tu_assert_baseline (baseline);
+}
+
+static void
+test_channel_refuses_same_role_on_both_sides (void **state)
+{
+    tu_baseline_t baseline = tu_baseline ();
+    for (int role = SHMIPC_CLIENT; role <= SHMIPC_SERVER; role++) {
+        int pair [2];
+        assert_int_equal (socketpair (AF_UNIX, SOCK_SEQPACKET, 0, pair), 0);
+        shmipc_channel_t *a = shmipc_channel_new (pair [0], "a", 4096, role);
+        shmipc_channel_t *b = shmipc_channel_new (pair [1], "b", 4096, role);
+        assert_non_null (a);
+        assert_non_null (b);
+        assert_int_equal (shmipc_channel_handshake (a, 1000), -1);
+        assert_int_equal (errno, EPROTO);
+        assert_int_equal (shmipc_channel_handshake (b, 1000), -1);
+        assert_int_equal (errno, EPROTO);
+        shmipc_channel_destroy (&a);
+        shmipc_channel_destroy (&b);
+    }
+    tu_assert_baseline (baseline);
+}
+
+static void
+test_channel_refuses_peer_capacity_beyond_its_limit (void **state)
+{
+    tu_baseline_t baseline = tu_baseline ();
+    for (int round = 0; round < 2; round++) {
+        int pair [2];
+        assert_int_equal (socketpair (AF_UNIX, SOCK_SEQPACKET, 0, pair), 0);
+        shmipc_channel_t *a = shmipc_channel_new (pair [0], "a", 4096, SHMIPC_CLIENT);
+        shmipc_channel_t *b = shmipc_channel_new (pair [1], "b", round ? 65536 : 8192,
+                                                  SHMIPC_SERVER);
+        assert_non_null (a);
+        assert_non_null (b);
+        shmipc_channel_set_max_peer_capacity (a, 8192);
+        if (round == 0)
+            assert_int_equal (shmipc_channel_handshake (a, 1000), 0);
+        else {
+            assert_int_equal (shmipc_channel_handshake (a, 1000), -1);
+            assert_int_equal (errno, EPROTO);
+            //  b got a's HELLO, then a closed: b is ready, then sees a gone
+            assert_int_equal (shmipc_channel_handshake (b, 1000), 0);
+            assert_null (shmipc_channel_recv (b, 0));
+            assert_int_equal (errno, ECONNRESET);
+        }
+        shmipc_channel_destroy (&a);
+        shmipc_channel_destroy (&b);
+    }
+    tu_assert_baseline (baseline);
+}
+
+//  --------------------------------------------------------------------------
+//  Lies in the ring
+
+static void
+test_channel_refuses_impossible_write_index (void **state)
+{
+    tu_baseline_t baseline = tu_baseline ();
+    uint64_t lies [] = { 4096 + 8, UINT64_MAX - 7, 1ULL << 40, 4 };
+    for (size_t index = 0; index < 4; index++) {
+        s_fake_t fake;
+        shmipc_channel_t *victim = s_fake_new (&fake, 4096);
+        s_fake_store (&fake, S_HEAD, lies [index]);
+        s_assert_recv_eproto (victim);
+        s_assert_eproto (victim, &fake);
+        shmipc_channel_destroy (&victim);
+        s_fake_destroy (&fake);
+    }
+    tu_assert_baseline (baseline);
+}
+
+static void
+test_channel_refuses_write_index_moving_backwards (void **state)
+{
+    tu_baseline_t baseline = tu_baseline ();
+    s_fake_t fake;
+    shmipc_channel_t *victim = s_fake_new (&fake, 4096);
+    //  Two honest records first
+    s_fake_record (&fake, 0, 5, 0, "hello");
+    s_fake_record (&fake, 16, 3, 0, "abc");
+    s_fake_store (&fake, S_HEAD, 32);
+    shmipc_msg_t *msg = shmipc_msg_new ();
+    assert_int_equal (shmipc_channel_recv_into (victim, msg, SHMIPC_DONTWAIT), 0);
+    assert_memory_equal (shmipc_msg_data (msg, 0), "hello", 5);
+    assert_int_equal (shmipc_channel_recv_into (victim, msg, SHMIPC_DONTWAIT), 0);
+    assert_memory_equal (shmipc_msg_data (msg, 0), "abc", 3);
+    assert_int_equal (shmipc_channel_recv_into (victim, msg, SHMIPC_DONTWAIT), -1);
+    assert_int_equal (errno, EAGAIN);
+    //  The victim returned the space
+    assert_int_equal (s_victim_load (&fake, S_TAIL), 32);
+    s_fake_store (&fake, S_HEAD, 16);
+    s_assert_recv_eproto (victim);
+    s_assert_eproto (victim, &fake);
+    shmipc_msg_destroy (&msg);
+    shmipc_channel_destroy (&victim);
+    s_fake_destroy (&fake);
+    tu_assert_baseline (baseline);
+}
+
+static void
+test_channel_refuses_record_larger_than_published (void **state)
+{
+    tu_baseline_t baseline = tu_baseline ();
+    uint32_t sizes [] = { 9, 100, 4096, UINT32_MAX };
+    for (size_t index = 0; index < 4; index++) {
+        s_fake_t fake;
+        shmipc_channel_t *victim = s_fake_new (&fake, 4096);
+        s_fake_record (&fake, 0, sizes [index], 0, NULL);
+        s_fake_store (&fake, S_HEAD, 16);   //  Room for 8 bytes of payload
+        s_assert_recv_eproto (victim);
+        s_assert_eproto (victim, &fake);
+        shmipc_channel_destroy (&victim);
+        s_fake_destroy (&fake);
+    }
+    tu_assert_baseline (baseline);
+}
+
+static void
+test_channel_refuses_record_with_unknown_or_conflicting_flags (void **state)
+{
+    tu_baseline_t baseline = tu_baseline ();
+    uint32_t flags [] = { 4, 0x80000000u, SHMIPC_RECORD_MORE | SHMIPC_RECORD_CHUNK, 0xffffffffu };
+    for (size_t index = 0; index < 4; index++) {
+        s_fake_t fake;
+        shmipc_channel_t *victim = s_fake_new (&fake, 4096);
+        s_fake_record (&fake, 0, 1, flags [index], "x");
+        s_fake_store (&fake, S_HEAD, 16);
+        s_assert_recv_eproto (victim);
+        s_assert_eproto (victim, &fake);
+        shmipc_channel_destroy (&victim);
+        s_fake_destroy (&fake);
+    }
+    tu_assert_baseline (baseline);
+}
+
+static void
+test_channel_refuses_read_index_past_what_it_was_sent (void **state)
+{
+    tu_baseline_t baseline = tu_baseline ();
+    for (int kind = 0; kind < 3; kind++) {
+        s_fake_t fake;
+        shmipc_channel_t *victim = s_fake_new (&fake, 4096);
+        assert_int_equal (shmipc_channel_send (victim, "abc", 3, 0), 0);
+        assert_int_equal (s_victim_load (&fake, S_HEAD), 16);
+        if (kind == 0)
+            s_fake_store (&fake, S_TAIL, 24);       //  Read more than was sent
+        else
+        if (kind == 1)
+            s_fake_store (&fake, S_TAIL, 4);        //  Not on a record boundary
+        else {
+            s_fake_store (&fake, S_TAIL, 16);       //  Honest...
+            assert_int_equal (shmipc_channel_send (victim, "d", 1, 0), 0);
+            s_fake_store (&fake, S_TAIL, 8);        //  ...then backwards
+        }
+        assert_int_equal (shmipc_channel_send (victim, "e", 1, SHMIPC_DONTWAIT), -1);
+        assert_int_equal (errno, EPROTO);
+        s_assert_eproto (victim, &fake);
+        shmipc_channel_destroy (&victim);
+        s_fake_destroy (&fake);
+    }
+    tu_assert_baseline (baseline);
+}
+
+//  --------------------------------------------------------------------------
+//  Lies on the socket
+
+static void
+test_channel_refuses_bad_socket_records_after_handshake (void **state)
+{
+    tu_baseline_t baseline = tu_baseline ();
+    int fds_before = tu_fd_count ();
+    for (int kind = 0; kind < 9; kind++) {
+        s_fake_t fake;
+        shmipc_channel_t *victim = s_fake_new (&fake, 4096);
+        uint8_t record [SHMIPC__WIRE_MAX + 16];
+        memset (record, 0, sizeof record);
+        size_t size = SHMIPC__RECORD_HEAD;
+        switch (kind) {
+            case 0: shmipc__wire_header (record, SHMIPC__WIRE_WAKE, 5); break;
+            case 1: shmipc__wire_header (record, 9, 0); break;
+            case 2: shmipc__wire_header (record, SHMIPC__WIRE_ACK, 1); break;
+            case 3:
+                shmipc__wire_header (record, SHMIPC__WIRE_CTRL, 10);
+                size += 5;                          //  Shorter than it says
+                break;
+            case 4:
+                shmipc__wire_header (record, SHMIPC__WIRE_WAKE, 0);
+                record [2] = 1;                     //  Reserved bits
+                break;
+            case 5:
+                size = shmipc__wire_hello (record, SHMIPC_CLIENT, 4096,
+                                           s_segment_size (4096), "again", 5);
+                break;
+            case 6:                                 //  Longer than any record
+                shmipc__wire_header (record, SHMIPC__WIRE_CTRL, SHMIPC_CTRL_MAX + 8);
+                size = sizeof record;
+                break;
+            case 7:                                 //  A descriptor riding along
+                shmipc__wire_header (record, SHMIPC__WIRE_WAKE, 0);
+                break;
+            default:                                //  ACK going backwards
+                shmipc__wire_header (record, SHMIPC__WIRE_ACK, 0);
+                break;
+        }
+        if (kind == 7) {
+            int fd = dup (shmipc_segment_fd (fake.segment));
+            assert_int_equal (shmipc_fdpass_send (fake.sock, record, size, &fd, 1, 0), size);
+            close (fd);
+        }
+        else
+        if (kind == 8) {
+            assert_int_equal (shmipc_channel_send_ctrl (victim, "1", 1), 0);
+            assert_int_equal (shmipc_channel_send_ctrl (victim, "2", 1), 0);
+            uint8_t ack [SHMIPC__RECORD_HEAD];
+            shmipc__wire_header (ack, SHMIPC__WIRE_ACK, 2);
+            s_fake_send (&fake, ack, sizeof ack);
+            assert_int_equal (shmipc_channel_events (victim), SHMIPC_POLLOUT);
+            s_fake_send (&fake, record, size);
+        }
+        else
+            s_fake_send (&fake, record, size);
+        assert_int_equal (shmipc_channel_events (victim), SHMIPC_POLLERR);
+        s_assert_eproto (victim, &fake);
+        shmipc_channel_destroy (&victim);
+        s_fake_destroy (&fake);
+        assert_int_equal (tu_fd_count (), fds_before);
+    }
+    tu_assert_baseline (baseline);
+}
+
+static void
+test_channel_refuses_peer_that_ignores_ctrl_window (void **state)
+{
+    tu_baseline_t baseline = tu_baseline ();
+    for (int round = 0; round < 2; round++) {
+        s_fake_t fake;
+        shmipc_channel_t *victim = s_fake_new (&fake, 4096);
+        uint8_t record [SHMIPC__RECORD_HEAD + 4];
+        shmipc__wire_header (record, SHMIPC__WIRE_CTRL, 4);
+        for (uint32_t index = 0; index < SHMIPC_CTRL_WINDOW; index++) {
+            memcpy (record + SHMIPC__RECORD_HEAD, &index, 4);
+            s_fake_send (&fake, record, sizeof record);
+        }
+        assert_int_equal (shmipc_channel_events (victim), SHMIPC_POLLCTRL | SHMIPC_POLLOUT);
+        if (round == 1) {
+            //  Reading one opens one slot: one more is fine, two are not
+            uint32_t value;
+            assert_int_equal (shmipc_channel_recv_ctrl (victim, &value, 4), 4);
+            assert_int_equal (value, 0);
+            s_fake_send (&fake, record, sizeof record);
+            assert_int_equal (shmipc_channel_events (victim), SHMIPC_POLLCTRL | SHMIPC_POLLOUT);
+        }
+        s_fake_send (&fake, record, sizeof record);
+        assert_true (shmipc_channel_events (victim) & SHMIPC_POLLERR);
+        assert_int_equal (shmipc_channel_error (victim), EPROTO);
+        s_assert_eproto (victim, &fake);
+        shmipc_channel_destroy (&victim);
+        s_fake_destroy (&fake);
+    }
+    tu_assert_baseline (baseline);
+}
+
+static void
+test_channel_resends_ack_that_found_the_socket_full (void **state)
+{
+    //  Not hostile, only slow: the fake never reads its socket, so the
+    //  ACKs the channel sends for each control message read fill it; the
+    //  running count in a later ACK must make up for those that could not go
+    tu_baseline_t baseline = tu_baseline ();
+    s_fake_t fake;
+    shmipc_channel_t *victim = s_fake_new (&fake, 4096);
+    uint8_t record [SHMIPC__RECORD_HEAD + 1] = { 0 };
+    shmipc__wire_header (record, SHMIPC__WIRE_CTRL, 1);
+    //  Far more ACKs than a socket buffer holds
+    uint32_t count = 0;
+    while (count < 3000) {
+        s_fake_send (&fake, record, sizeof record);
+        char byte;
+        assert_int_equal (shmipc_channel_recv_ctrl (victim, &byte, 1), 1);
+        count++;
+    }
+    //  The fake reads everything: the last ACK that went is behind
+    uint8_t buffer [SHMIPC__WIRE_MAX];
+    uint32_t last = 0;
+    ssize_t rc;
+    while ((rc = recv (fake.sock, buffer, sizeof buffer, MSG_DONTWAIT)) > 0) {
+        shmipc__wire_t decoded;
+        const char *reason;
+        if (shmipc__wire_decode (buffer, (size_t) rc, &decoded, &reason) == 0
+        &&  decoded.type == SHMIPC__WIRE_ACK)
+            last = decoded.value;
+    }
+    assert_true (last > 0);
+    assert_true (last < count);
+    //  The next time the channel reads its socket it sends the count
+    shmipc_channel_events (victim);
+    last = 0;
+    while ((rc = recv (fake.sock, buffer, sizeof buffer, MSG_DONTWAIT)) > 0) {
+        shmipc__wire_t decoded;
+        const char *reason;
+        if (shmipc__wire_decode (buffer, (size_t) rc, &decoded, &reason) == 0
+        &&  decoded.type == SHMIPC__WIRE_ACK)
+            last = decoded.value;
+    }
+    assert_int_equal (last, count);
+    assert_int_equal (shmipc_channel_error (victim), 0);
+    shmipc_channel_destroy (&victim);
+    s_fake_destroy (&fake);
+    tu_assert_baseline (baseline);
+}
+
+//  --------------------------------------------------------------------------
+//  A hostile process scribbling while we read
+
+typedef struct {
+    int sock;                   //  The child's end of the socket pair
+    int other;                  //  The parent's end, closed in the child
+    size_t capacity;            //  The ring capacity the child claims
+    uint64_t seed;              //  Its random stream
+    bool plausible;             //  Chains of believable records, or noise
+    long rounds;                //  How long to keep at it
+} s_hostile_t;
+
+static uint64_t
+s_random (uint64_t *state)
+{
+    uint64_t x = *state;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return *state = x;
+}
+
+//  Speak the handshake by hand, then rewrite our segment at random until
+//  the victim hangs up (or rounds run out). In plausible mode, write chains
+//  of mostly well-formed records from the victim's read index and publish
+//  them, so that the victim gets deep into its record parsing first.
+static int
+s_scribble (void *arg)
+{
+    s_hostile_t *job = (s_hostile_t *) arg;
+    alarm (600);
+    close (job->other);
+    size_t size = s_segment_size (job->capacity);
+    shmipc_segment_t *segment = shmipc_segment_new ("hostile", size, S_KIND);
+    C_CHECK (segment);
+    uint8_t *base = (uint8_t *) shmipc_segment_data (segment);
+    int fd = shmipc_segment_fd (segment);
+    uint8_t hello [SHMIPC__HELLO_FIXED + 8];
+    size_t hello_size = shmipc__wire_hello (hello, SHMIPC_CLIENT, job->capacity,
+                                            size, "hostile", 7);
+    C_CHECK (shmipc_fdpass_send (job->sock, hello, hello_size, &fd, 1, 0)
+             == (ssize_t) hello_size);
+    //  The victim's segment, to follow its read index
+    uint8_t buffer [SHMIPC__WIRE_MAX];
+    size_t nfds;
+    int victim_fd;
+    C_CHECK (shmipc_fdpass_recv (job->sock, buffer, sizeof buffer, &victim_fd, 1,
+                                 &nfds, 0) > 0 && nfds == 1);
+    shmipc_segment_t *victim = shmipc_segment_attach (victim_fd, s_segment_size (4096),
+                                                      s_segment_size (4096), S_KIND);
+    C_CHECK (victim);
+    const uint8_t *victim_base = (const uint8_t *) shmipc_segment_data (victim);
+    uint64_t state = job->seed;
+    uint64_t mask = job->capacity - 1;
+    uint64_t head = 0;
+    for (long round = 0; round < job->rounds; round++) {
+        if (!job->plausible) {
+            for (size_t at = 0; at + 8 <= size; at += 8) {
+                uint64_t value = s_random (&state);
+                memcpy (base + at, &value, 8);
+            }
+        }
+        else {
+            //  Carry on from our own write index while the victim's read
+            //  index leaves room, junk now and then
+            uint64_t tail = atomic_load_explicit (
+                (_Atomic uint64_t *) (victim_base + S_TAIL), memory_order_acquire);
+            uint64_t end = tail + job->capacity;
+            while (head + 16 <= end && s_random (&state) % 8) {
+                uint64_t roll = s_random (&state);
+                uint32_t record_size = (uint32_t) (roll % 48);
+                uint32_t flags = (uint32_t) ((roll >> 8) % 3);   //  0, MORE, CHUNK
+                if ((roll >> 16) % 512 == 0)
+                    flags = (uint32_t) (roll >> 32);             //  Junk flags
+                size_t need = shmipc_ring_record_size (record_size);
+                if (head + need > end)
+                    break;
+                if ((roll >> 28) % 512 == 0)
+                    record_size = (uint32_t) (roll >> 36);       //  A size that lies
+                uint64_t header = (uint64_t) record_size | ((uint64_t) flags << 32);
+                memcpy (base + S_RING + (head & mask), &header, 8);
+                for (size_t index = 0; index + 8 < need; index++)
+                    base [S_RING + ((head + 8 + index) & mask)] = (uint8_t) s_random (&state);
+                head += need;
+            }
+            uint64_t publish = head;
+            if (s_random (&state) % 1024 == 0)
+                publish = s_random (&state);                     //  A wild index
+            atomic_store_explicit ((_Atomic uint64_t *) (base + S_HEAD), publish,
+                                   memory_order_release);
+            uint32_t sleep_flag = (uint32_t) s_random (&state);
+            memcpy (base + S_RX_SLEEP, &sleep_flag, 4);
+        }
+        //  Read what the victim sends; stop when it hangs up
+        ssize_t rc = recv (job->sock, buffer, sizeof buffer, MSG_DONTWAIT);
+        if (rc == 0 || (rc < 0 && errno != EAGAIN && errno != EINTR))
+            break;
+    }
+    shmipc_segment_destroy (&victim);
+    shmipc_segment_destroy (&segment);
+    close (job->sock);
+    return 0;
+}
+
+static void
+s_survive_scribbler (bool plausible, long rounds)
+{
+    tu_baseline_t baseline = tu_baseline ();
+    size_t caps [] = { 64, 256, 4096, 65536 };
+    shmipc_msg_t *msg = shmipc_msg_new ();
+    long protos = 0, resets = 0, delivered = 0;
+    for (long round = 0; round < rounds; round++) {
+        int pair [2];
+        assert_int_equal (socketpair (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair), 0);
+        s_hostile_t job = { .sock = pair [1], .other = pair [0],
+                            .capacity = caps [round % 4], .seed = 12345 + round,
+                            .plausible = plausible, .rounds = tu_scaled (200000, 5000) };
+        pid_t pid = tu_fork (s_scribble, &job);
+        close (pair [1]);
+        shmipc_channel_t *victim = shmipc_channel_new (pair [0], "victim", 4096,
+                                                       SHMIPC_SERVER);
+        assert_non_null (victim);
+        shmipc_channel_set_maxmsgsize (victim, 1 << 20);
+        shmipc_channel_set_rcvtimeo (victim, 5);
+        int rc = shmipc_channel_handshake (victim, 10000);
+        //  The segment header may be scribbled over before we attach
+        if (rc == 0) {
+            for (long tries = 0; tries < 100000; tries++) {
+                rc = shmipc_channel_recv_into (victim, msg, round % 2 ? 0 : SHMIPC_DONTWAIT);
+                if (rc == 0) {
+                    delivered++;
+                    continue;
+                }
+                if (errno != EAGAIN)
+                    break;
+                //  Our sends meet whatever its read index says
+                if (shmipc_channel_send (victim, "ping", 4, SHMIPC_DONTWAIT)
+                &&  errno != EAGAIN)
+                    break;
+                shmipc_channel_events (victim);
+            }
+        }
+        assert_int_equal (rc, -1);
+        if (errno == ECONNRESET || errno == EPIPE)
+            resets++;
+        else {
+            assert_int_equal (errno, EPROTO);
+            protos++;
+        }
+        kill (pid, SIGKILL);
+        int status = tu_wait (pid);
+        assert_true (status == 0 || status == 128 + SIGKILL);
+        shmipc_channel_destroy (&victim);
+    }
+    print_message ("    %ld rounds: %ld EPROTO, %ld ECONNRESET, %ld messages delivered\n",
+                   rounds, protos, resets, delivered);
+    shmipc_msg_destroy (&msg);
+    s_settle_allocator ();
+    tu_assert_baseline (baseline);
+}
+
+static void
+test_channel_survives_peer_scribbling_noise_over_its_segment (void **state)
+{
+    s_survive_scribbler (false, tu_scaled (40, 4));
+}
+
+static void
+test_channel_survives_peer_publishing_plausible_garbage (void **state)
+{
+    s_survive_scribbler (true, tu_scaled (40, 4));
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests [] = {
+        cmocka_unit_test (test_channel_refuses_hello_with_wrong_descriptors),
+        cmocka_unit_test (test_channel_refuses_hello_flooded_with_descriptors),
+        cmocka_unit_test (test_channel_refuses_malformed_hello),
+        cmocka_unit_test (test_channel_refuses_same_role_on_both_sides),
+        cmocka_unit_test (test_channel_refuses_peer_capacity_beyond_its_limit),
+        cmocka_unit_test (test_channel_refuses_impossible_write_index),
+        cmocka_unit_test (test_channel_refuses_write_index_moving_backwards),
+        cmocka_unit_test (test_channel_refuses_record_larger_than_published),
+        cmocka_unit_test (test_channel_refuses_record_with_unknown_or_conflicting_flags),
+        cmocka_unit_test (test_channel_refuses_read_index_past_what_it_was_sent),
+        cmocka_unit_test (test_channel_refuses_bad_socket_records_after_handshake),
+        cmocka_unit_test (test_channel_refuses_peer_that_ignores_ctrl_window),
+        cmocka_unit_test (test_channel_resends_ack_that_found_the_socket_full),
+        cmocka_unit_test (test_channel_survives_peer_scribbling_noise_over_its_segment),
+        cmocka_unit_test (test_channel_survives_peer_publishing_plausible_garbage),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}
