@@ -39,6 +39,12 @@ typedef struct _shmipc_channel_t shmipc_channel_t;
 #define SHMIPC_POLLCTRL  4      //  A control message can be received
 #define SHMIPC_POLLERR   8      //  The channel is closed or broken
 
+//  A frame seen in place, without a copy (see shmipc_channel_recv_view).
+typedef struct {
+    const void *data;           //  Its bytes (NULL if size is 0)
+    size_t size;                //  How many
+} shmipc_frame_t;
+
 //  Counters, for monitoring.
 typedef struct {
     uint64_t msgs_sent;         //  Messages written to our ring
@@ -58,7 +64,9 @@ typedef struct {
 //  role is SHMIPC_CLIENT or SHMIPC_SERVER. Sends our half of the handshake
 //  at once and returns without waiting for the peer's: see
 //  shmipc_channel_handshake. On success the channel owns sock (made
-//  non-blocking and close-on-exec); on failure the caller still does.
+//  close-on-exec, and blocking: the channel says MSG_DONTWAIT itself
+//  wherever it must not wait, so that a waiting call can sleep and take
+//  its wake-up in one system call); on failure the caller still does.
 //  Returns NULL with errno.
 SHMIPC_EXPORT shmipc_channel_t *
     shmipc_channel_new (int sock, const char *name, size_t capacity, int role);
@@ -96,15 +104,22 @@ SHMIPC_EXPORT bool
 SHMIPC_EXPORT const char *
     shmipc_channel_peer_name (shmipc_channel_t *self);
 
-//  Return the descriptor to poll for POLLIN. It becomes readable when a
-//  message, a control message or ring space arrives after a call returned
-//  EAGAIN, or when the peer goes away. Readable does not promise a message:
-//  call shmipc_channel_events (or just try) and poll again on EAGAIN.
+//  Return the descriptor to poll for POLLIN. Like ZeroMQ's ZMQ_FD it is a
+//  notification, not a level: it becomes readable when something may have
+//  changed (a message, a control message or ring space arrived, the peer
+//  went away), and any call on the channel may consume that notification.
+//  So, as with ZMQ_EVENTS: make shmipc_channel_events the last call before
+//  you wait on the descriptor, and wait only if it returned nothing you can
+//  act on. Readable does not promise a message either: ask events again.
 SHMIPC_EXPORT int
     shmipc_channel_fd (shmipc_channel_t *self);
 
-//  Process whatever arrived on the socket and return SHMIPC_POLL* bits.
-//  When it returns no POLLIN bit, the descriptor will signal new messages.
+//  Read whatever arrived on the socket, look at both rings, and return
+//  SHMIPC_POLL* bits: POLLIN if a whole message is ready, POLLOUT if the
+//  message that last failed with EAGAIN now fits (or, if none did, a
+//  quarter of the ring is free), POLLCTRL, POLLERR. It arms the descriptor
+//  for whatever is not ready, so after it the descriptor signals the next
+//  change.
 SHMIPC_EXPORT int
     shmipc_channel_events (shmipc_channel_t *self);
 
@@ -151,6 +166,22 @@ SHMIPC_EXPORT int
 SHMIPC_EXPORT shmipc_msg_t *
     shmipc_channel_recv (shmipc_channel_t *self, int flags);
 
+//  Receive the next whole message without copying it: *frames gets an array
+//  of *nframes frames, valid until shmipc_channel_recv_done. Usually they
+//  point into the peer's ring, which is the peer's memory: it can still
+//  change those bytes while you read them, so copy before you trust them
+//  (a message that streamed or wrapped around the ring is given from a
+//  private copy). Calling it again before recv_done returns the same
+//  message. Flags and errors as shmipc_channel_recv_into.
+SHMIPC_EXPORT int
+    shmipc_channel_recv_view (shmipc_channel_t *self, const shmipc_frame_t **frames,
+                              size_t *nframes, int flags);
+
+//  Finish with the message from shmipc_channel_recv_view; its ring space
+//  goes back to the writer. Does nothing if no message is held.
+SHMIPC_EXPORT void
+    shmipc_channel_recv_done (shmipc_channel_t *self);
+
 //  Receive every pending message, up to max, into msgs [] (new messages the
 //  caller destroys). Without SHMIPC_DONTWAIT waits for the first. Returns the
 //  count (>= 1), or -1 with errno as shmipc_channel_recv_into.
@@ -174,7 +205,8 @@ SHMIPC_EXPORT ssize_t
                               size_t size);
 
 //  Set the send and receive timeouts for the waiting forms, in ms (-1, the
-//  default, waits for ever). A timeout fails with EAGAIN.
+//  default, waits for ever). A timeout fails with EAGAIN. A waiting call
+//  interrupted by a signal fails with EINTR, as zmq_recv does.
 SHMIPC_EXPORT void
     shmipc_channel_set_sndtimeo (shmipc_channel_t *self, int timeout_ms);
 SHMIPC_EXPORT void
@@ -186,8 +218,10 @@ SHMIPC_EXPORT void
 SHMIPC_EXPORT void
     shmipc_channel_set_spin (shmipc_channel_t *self, int spin_us);
 
-//  Set the largest message (sum of frames, bytes) we accept; 0, the
-//  default, means no limit. A bigger message closes the channel (EMSGSIZE).
+//  Set the largest message we accept, in bytes: the sum of its frames plus
+//  32 bytes of bookkeeping per frame, so that a flood of empty frames is
+//  bounded too. 0, the default, means no limit. A bigger message closes the
+//  channel (EMSGSIZE).
 SHMIPC_EXPORT void
     shmipc_channel_set_maxmsgsize (shmipc_channel_t *self, size_t size);
 

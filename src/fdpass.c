@@ -21,7 +21,7 @@
 //  the kernel silently drop the excess.
 #define S_CMSG_SPACE CMSG_SPACE (sizeof (int) * (SHMIPC_FDPASS_MAX + 1))
 
-//  Wait until sock is ready for events, retrying on EINTR.
+//  Wait until sock (a non-blocking one) is ready for events.
 static int
 s_wait (int sock, short events)
 {
@@ -56,14 +56,16 @@ shmipc_fdpass_send (int sock, const void *data, size_t size,
         cmsg->cmsg_len = CMSG_LEN (sizeof (int) * nfds);
         memcpy (CMSG_DATA (cmsg), fds, sizeof (int) * nfds);
     }
+    //  The waiting form tries a plain call first: on a blocking socket that
+    //  is the whole wait, in one system call
+    int mode = (flags & SHMIPC_DONTWAIT) ? MSG_DONTWAIT : 0;
     while (true) {
-        ssize_t rc = sendmsg (sock, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+        ssize_t rc = sendmsg (sock, &msg, mode | MSG_NOSIGNAL);
         if (rc >= 0)
             return rc;
-        if (errno == EINTR)
+        if (errno == EINTR && mode)
             continue;
-        if ((errno == EAGAIN || errno == EWOULDBLOCK)
-        && !(flags & SHMIPC_DONTWAIT)) {
+        if ((errno == EAGAIN || errno == EWOULDBLOCK) && !mode) {
             if (s_wait (sock, POLLOUT))
                 return -1;
             continue;
@@ -99,19 +101,19 @@ shmipc_fdpass_recv (int sock, void *data, size_t size,
     struct iovec iov = { .iov_base = data, .iov_len = size };
     struct msghdr msg;
     ssize_t rc;
+    int mode = (flags & SHMIPC_DONTWAIT) ? MSG_DONTWAIT : 0;
     while (true) {
         memset (&msg, 0, sizeof msg);
         msg.msg_iov = &iov;
         msg.msg_iovlen = 1;
         msg.msg_control = control.buffer;
         msg.msg_controllen = sizeof control.buffer;
-        rc = recvmsg (sock, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+        rc = recvmsg (sock, &msg, mode | MSG_CMSG_CLOEXEC);
         if (rc >= 0)
             break;
-        if (errno == EINTR)
+        if (errno == EINTR && mode)
             continue;
-        if ((errno == EAGAIN || errno == EWOULDBLOCK)
-        && !(flags & SHMIPC_DONTWAIT)) {
+        if ((errno == EAGAIN || errno == EWOULDBLOCK) && !mode) {
             if (s_wait (sock, POLLIN))
                 return -1;
             continue;

@@ -19,6 +19,9 @@ typedef struct {
     size_t capacity;            //  Bytes allocated
 } s_frame_t;
 
+//  Where an empty frame without a buffer points: never read or written.
+static uint8_t s_empty [1];
+
 struct _shmipc_msg_t {
     s_frame_t *frames;          //  Frame slots, reused after reset
     size_t count;               //  Frames in the message
@@ -93,12 +96,13 @@ shmipc_msg_add_frame (shmipc_msg_t *self, size_t size)
         frame->data = NULL;
         frame->capacity = 0;
     }
-    if (s_reserve (frame, size ? size : 1))
+    //  An empty frame costs no allocation (a peer may send a million)
+    if (size && s_reserve (frame, size))
         return NULL;
     frame->size = size;
     self->count++;
     self->content_size += size;
-    return frame->data;
+    return frame->data ? frame->data : s_empty;
 }
 
 int

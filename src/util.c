@@ -84,17 +84,9 @@ shmipc__remaining_ms (int64_t deadline)
 int
 shmipc__poll_fd (int fd, short events, int timeout_ms)
 {
-    int64_t deadline = shmipc__deadline (timeout_ms);
-    while (true) {
-        struct pollfd item = { .fd = fd, .events = events };
-        int rc = poll (&item, 1, shmipc__remaining_ms (deadline));
-        if (rc > 0)
-            return item.revents;
-        if (rc == 0)
-            return 0;
-        if (errno != EINTR)
-            return -1;
-    }
+    struct pollfd item = { .fd = fd, .events = events };
+    int rc = poll (&item, 1, timeout_ms);
+    return rc > 0 ? item.revents : rc;
 }
 
 size_t

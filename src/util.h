@@ -23,9 +23,9 @@ int64_t
 int64_t
     shmipc__now_us (void);
 
-//  Wait for events on fd for up to timeout_ms (-1: for ever), retrying on
-//  EINTR with the remaining time. Returns poll's revents, 0 on timeout, or
-//  -1 with errno.
+//  Wait for events on fd for up to timeout_ms (-1: for ever). Returns
+//  poll's revents, 0 on timeout, or -1 with errno (EINTR if a signal came:
+//  waiting calls report it, as ZeroMQ's do).
 int
     shmipc__poll_fd (int fd, short events, int timeout_ms);
 
