@@ -201,7 +201,8 @@ s_link_close (self_t *self, size_t slot)
     if (*reason && strcmp (reason, "peer closed the connection") != 0)
         self->totals.errors++;
     s_endpoint_t *endpoint = link->endpoint;
-    if (endpoint && !endpoint->bind && endpoint->peer == link->peer) {
+    bool remade = endpoint && !endpoint->bind && endpoint->peer == link->peer;
+    if (remade) {
         //  Connections we made are remade, as ZeroMQ reconnects
         endpoint->peer = NULL;
         if (endpoint->ivl >= 0) {
@@ -214,6 +215,10 @@ s_link_close (self_t *self, size_t slot)
         }
     }
     s_link_destroy (&self->links [slot]);
+    //  A subscriber's bridge served this connection; the next one makes its
+    //  own, so that the user's socket sends its subscriptions again
+    if (remade && endpoint->bridge && !shmipc__bridge_persists (endpoint->info.type))
+        zsock_destroy (&endpoint->bridge);
 }
 
 //  Remove every link that belongs to endpoint.
@@ -357,8 +362,11 @@ s_command_connect (self_t *self, zmsg_t *msg)
     s_endpoint_t *endpoint = s_endpoint_from (msg, false);
     if (!endpoint)
         return -1;
-    if (shmipc__bridge_persists (endpoint->info.type)) {
-        //  Messages sent before the connection is up wait in this bridge
+    bool subscriber = endpoint->info.type == ZMQ_SUB || endpoint->info.type == ZMQ_XSUB;
+    if (shmipc__bridge_persists (endpoint->info.type) || subscriber) {
+        //  Messages sent before the connection is up wait in this bridge;
+        //  so do a subscriber's subscriptions (its bridge serves only the
+        //  first connection: see s_link_close)
         endpoint->bridge = shmipc__bridge_new (&endpoint->info, NULL, 0);
         if (!endpoint->bridge) {
             int saved = errno;
@@ -373,12 +381,15 @@ s_command_connect (self_t *self, zmsg_t *msg)
     return 0;
 }
 
-//  UNBIND or DISCONNECT endpoint.
+//  UNBIND or DISCONNECT endpoint. As libzmq's zmq_unbind and
+//  zmq_disconnect, either undoes either kind; the kind asked for first.
 static int
 s_command_remove (self_t *self, zmsg_t *msg, bool bind)
 {
     char *name = zmsg_popstr (msg);
     s_endpoint_t *endpoint = name ? s_endpoint_find (self, name, bind) : NULL;
+    if (!endpoint && name)
+        endpoint = s_endpoint_find (self, name, !bind);
     free (name);
     if (!endpoint) {
         errno = ENOENT;
@@ -575,13 +586,21 @@ s_accept (self_t *self, s_endpoint_t *endpoint)
     }
 }
 
-//  True if nothing waits to go into a ring (for LINGER).
+//  True if nothing waits to go into a ring (for LINGER): no peer holds a
+//  message, and no connecting endpoint's bridge holds one for a connection
+//  that is not up yet (LINGER waits for it, as libzmq's linger does).
 static bool
 s_drained (self_t *self)
 {
     for (size_t index = 0; index < self->nlinks; index++)
         if (!shmipc__peer_idle (self->links [index]->peer))
             return false;
+    for (size_t index = 0; index < self->nendpoints; index++) {
+        s_endpoint_t *endpoint = self->endpoints [index];
+        if (endpoint->bridge && !endpoint->peer
+        &&  (zsock_events (endpoint->bridge) & ZMQ_POLLIN))
+            return false;
+    }
     return true;
 }
 

@@ -149,8 +149,11 @@ shmipc__bridge_new (const shmipc__sockinfo_t *info,
     if (!bridge)
         return NULL;
     void *handle = zsock_resolve (bridge);
-    zsock_set_sndhwm (bridge, info->sndhwm);
-    zsock_set_rcvhwm (bridge, info->rcvhwm);
+    //  inproc gives the pipe to the user's socket the sum of both ends'
+    //  high-water marks, and the user's end brings the user's own: the
+    //  bridge adds as little as it can (0 would lift the limit altogether)
+    zsock_set_sndhwm (bridge, 1);
+    zsock_set_rcvhwm (bridge, 1);
     if (type == ZMQ_XPUB)
         zsock_set_xpub_verboser (bridge, 1);    //  Pass every (un)subscribe on
     //  The user's socket sees the remote's routing id, as over the wire
@@ -178,6 +181,14 @@ shmipc__peer_deadline (shmipc__peer_t *self)
     return self->state == S_GREETING ? self->deadline : -1;
 }
 
+//  Return true if the bridge can be read: a PUSH bridge (next to a user
+//  PULL) only sends, and reading it fails with ENOTSUP.
+static bool
+s_bridge_reads (shmipc__peer_t *self)
+{
+    return zsock_type (self->bridge) != ZMQ_PUSH;
+}
+
 int
 shmipc__peer_pollitems (shmipc__peer_t *self, zmq_pollitem_t *items)
 {
@@ -196,7 +207,7 @@ shmipc__peer_pollitems (shmipc__peer_t *self, zmq_pollitem_t *items)
         short events = 0;
         if (self->in_count)
             events |= ZMQ_POLLOUT;      //  Room for the held message
-        if (!self->out_count)
+        if (!self->out_count && s_bridge_reads (self))
             events |= ZMQ_POLLIN;       //  Room in the ring: read the bridge
         if (events)
             items [count++] = (zmq_pollitem_t) { .socket = self->handle, .events = events };
@@ -399,6 +410,8 @@ s_read_out (shmipc__peer_t *self)
 static int
 s_pump_out (shmipc__peer_t *self, int batch)
 {
+    if (!s_bridge_reads (self))
+        return 0;
     int rc = 1;
     for (int count = 0; count < batch; count++) {
         if (self->out_count == 0 && s_read_out (self)) {
@@ -470,7 +483,9 @@ bool
 shmipc__peer_idle (shmipc__peer_t *self)
 {
     assert (self);
-    if (self->state != S_ACTIVE)
+    //  A connection still in its handshake may hold a lent bridge with
+    //  messages for it
+    if (self->state == S_DEAD || !self->bridge)
         return true;
     return self->out_count == 0 && !(zsock_events (self->bridge) & ZMQ_POLLIN);
 }

@@ -25,8 +25,8 @@ typedef struct {
     char inproc [64];               //  Its private inproc endpoint
     uint8_t routing_id [255];       //  Its ZMQ_ROUTING_ID
     size_t routing_id_size;         //  0 if none
-    int sndhwm;                     //  Its ZMQ_SNDHWM
-    int rcvhwm;                     //  Its ZMQ_RCVHWM
+    int sndhwm;                     //  Its ZMQ_SNDHWM (a bridge's own
+    int rcvhwm;                     //  Its ZMQ_RCVHWM  are 1: bridge_new)
     size_t capacity;                //  Ring bytes for our side
 } shmipc__sockinfo_t;
 

@@ -55,7 +55,8 @@ s_require (zsock_t *sock)
             entry->capacity = S_DEFAULT_CAPACITY;
             snprintf (entry->inproc, sizeof entry->inproc, "inproc://shmipc-%d-%u",
                       (int) getpid (), s_counter++);
-            if (zsock_bind (sock, "%s", entry->inproc) == -1) {
+            //  zmq_bind, not zsock_bind: zsock_endpoint stays the user's
+            if (zmq_bind (zsock_resolve (sock), entry->inproc) == -1) {
                 int saved = zmq_errno ();
                 free (entry);
                 entry = NULL;
@@ -65,7 +66,7 @@ s_require (zsock_t *sock)
         if (entry) {
             entry->actor = zactor_new (shmipc_actor, NULL);
             if (!entry->actor) {
-                zsock_unbind (sock, "%s", entry->inproc);
+                zmq_unbind (zsock_resolve (sock), entry->inproc);
                 free (entry);
                 entry = NULL;
                 errno = ENOMEM;
@@ -133,7 +134,13 @@ s_attach (zsock_t *self, const char *command, const char *endpoint)
                 zsock_sndhwm (self), zsock_rcvhwm (self),
                 zsock_reconnect_ivl (self), zsock_reconnect_ivl_max (self),
                 (uint64_t) entry->capacity);
-    return s_wait (entry);
+    if (s_wait (entry))
+        return -1;
+    //  The actor may have connected a bridge: attach it now, in the user's
+    //  thread, as zmq_connect attaches its pipe at once (ZMQ_EVENTS makes
+    //  the socket process its commands)
+    zsock_events (self);
+    return 0;
 }
 
 //  Send UNBIND or DISCONNECT for endpoint.
