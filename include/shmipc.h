@@ -97,6 +97,14 @@ SHMIPC_EXPORT void
 SHMIPC_EXPORT int
     shmipc_set_capacity (zsock_t *self, size_t capacity);
 
+//  Also let peers running as uid talk to the socket's next shm:// binds
+//  and connects: connect to it, or serve it. By default only our own
+//  effective uid and root may; others are refused (and logged in verbose
+//  mode). For a path endpoint the socket file's permissions (owner-only
+//  by default) apply as well. At most 16 uids; returns 0 or -1/ENOSPC.
+SHMIPC_EXPORT int
+    shmipc_allow_uid (zsock_t *self, uid_t uid);
+
 //  Return the actor serving the socket's shm:// endpoints, or NULL. Send it
 //  commands (e.g. "STATS") as to any czmq actor.
 SHMIPC_EXPORT zactor_t *

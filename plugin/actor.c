@@ -8,8 +8,9 @@
     bridges; idle, it sleeps in zmq_poll.
 
     Command protocol on the pipe (replies marked <-):
-      BIND endpoint inproc routing_id type sndhwm rcvhwm ivl ivl_max capacity
-            picture "sssbiiiii8"; <- signal 0, or an errno
+      BIND endpoint inproc routing_id type sndhwm rcvhwm ivl ivl_max capacity uids
+            picture "sssbiiiii8s" (uids: extra uids allowed, comma-separated,
+            may be empty); <- signal 0, or an errno
       CONNECT (same arguments)          <- signal 0 (the connection is made
             in the background and remade after failures, like zmq_connect),
             or an errno (EINVAL: bad endpoint)
@@ -44,6 +45,9 @@ typedef struct {
     int ivl_max;                    //  Connect: ZMQ_RECONNECT_IVL_MAX
     int backoff;                    //  Connect: the interval in force
     int64_t reconnect_at;           //  Connect: when to try again (-1: not)
+    uid_t uids [16];                //  Peers' uids allowed besides ours and
+                                    //  root's
+    size_t nuids;                   //  How many
 } s_endpoint_t;
 
 //  One connection with the endpoint it came from.
@@ -256,12 +260,35 @@ s_endpoint_find (self_t *self, const char *endpoint, bool bind)
     return NULL;
 }
 
+//  Return true if a peer running as uid may talk to endpoint.
+static bool
+s_uid_allowed (s_endpoint_t *endpoint, uid_t uid)
+{
+    if (uid == geteuid () || uid == 0)
+        return true;
+    for (size_t index = 0; index < endpoint->nuids; index++)
+        if (endpoint->uids [index] == uid)
+            return true;
+    return false;
+}
+
 //  Try to connect now; on failure, schedule the next try.
 static void
 s_endpoint_connect (self_t *self, s_endpoint_t *endpoint)
 {
     endpoint->reconnect_at = -1;
-    int sock = shmipc_endpoint_connect (endpoint->endpoint, SHMIPC_DONTWAIT);
+    int sock = shmipc_endpoint_connect (endpoint->endpoint,
+                                        SHMIPC_DONTWAIT | SHMIPC_ANY_UID);
+    uid_t uid = (uid_t) -1;
+    if (sock >= 0
+    &&  (shmipc_endpoint_peer_uid (sock, &uid) || !s_uid_allowed (endpoint, uid))) {
+        shmipc__log ("%s: refused server running as uid %u", endpoint->endpoint,
+                     (unsigned) uid);
+        self->totals.errors++;
+        close (sock);
+        sock = -1;
+        errno = EACCES;
+    }
     shmipc__peer_t *peer = NULL;
     if (sock >= 0) {
         peer = shmipc__peer_new (sock, SHMIPC_CLIENT, &endpoint->info,
@@ -294,10 +321,11 @@ s_endpoint_from (zmsg_t *msg, bool bind)
     char *numbers [6];
     for (int index = 0; index < 6; index++)
         numbers [index] = zmsg_popstr (msg);
+    char *uids = zmsg_popstr (msg);
     s_endpoint_t *self = NULL;
     struct sockaddr_un addr;
     socklen_t addr_len;
-    if (!name || !inproc || !routing_id || !numbers [5]
+    if (!name || !inproc || !routing_id || !numbers [5] || !uids
     ||  strlen (inproc) >= sizeof self->info.inproc
     ||  zframe_size (routing_id) > sizeof self->info.routing_id
     ||  shmipc_endpoint_parse (name, &addr, &addr_len)) {
@@ -322,6 +350,14 @@ s_endpoint_from (zmsg_t *msg, bool bind)
     self->ivl_max = atoi (numbers [4]);
     self->info.capacity = (size_t) strtoull (numbers [5], NULL, 10);
     self->backoff = self->ivl > 0 ? self->ivl : 100;
+    for (char *cursor = uids; *cursor && self->nuids < 16; ) {
+        char *end;
+        unsigned long uid = strtoul (cursor, &end, 10);
+        if (end == cursor)
+            break;
+        self->uids [self->nuids++] = (uid_t) uid;
+        cursor = *end == ',' ? end + 1 : end;
+    }
     if (!shmipc__type_supported (self->info.type)) {
         s_endpoint_destroy (&self);
         errno = ENOCOMPATPROTO;
@@ -332,6 +368,7 @@ done:
     zframe_destroy (&routing_id);
     for (int index = 0; index < 6; index++)
         free (numbers [index]);
+    free (uids);
     return self;
 }
 
@@ -353,6 +390,8 @@ s_command_bind (self_t *self, zmsg_t *msg)
         errno = saved;
         return -1;
     }
+    for (size_t index = 0; index < endpoint->nuids; index++)
+        shmipc_listener_allow_uid (endpoint->listener, endpoint->uids [index]);
     return s_endpoint_add (self, endpoint);
 }
 

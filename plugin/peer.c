@@ -11,12 +11,17 @@
 
 #include "peer.h"
 #include "greeting.h"
+#include "pool.h"
 #include "util.h"
 
 #include <errno.h>
 
-//  Frames at least this big are handed to ZeroMQ without a copy.
-#define S_ZERO_COPY_MIN     4096
+//  Frames at least this big go into pooled buffers, reused message after
+//  message instead of fresh (page-faulting) memory.
+#define S_POOL_MIN          65536
+
+//  Most idle bytes a peer's pool keeps.
+#define S_POOL_BYTES        (8UL << 20)
 
 typedef enum {
     S_HANDSHAKE,                //  Channel handshake under way
@@ -41,7 +46,8 @@ struct _shmipc__peer_t {
     size_t out_count;               //  Frames held (0: none)
     size_t out_slots;               //  Room in out [] and out_iov []
 
-    shmipc_msg_t *in;               //  Reused receive buffer
+    shmipc__pool_t *pool;           //  Buffers for large frames; released
+                                    //  with us, freed with its last buffer
     zmq_msg_t *in_frames;           //  Held channel -> bridge frames
     size_t in_count;                //  Frames held (0: none)
     size_t in_next;                 //  Next frame to send
@@ -83,8 +89,8 @@ shmipc__peer_new (int sock, int role, const shmipc__sockinfo_t *info,
     self->info = *info;
     self->reason = "";
     self->endpoint = strdup (endpoint);
-    self->in = shmipc_msg_new ();
-    if (!self->endpoint || !self->in)
+    self->pool = shmipc__pool_new (S_POOL_BYTES);
+    if (!self->endpoint || !self->pool)
         goto failed;
     char name [64];
     snprintf (name, sizeof name, "%s-%d", zsys_sockname (info->type), (int) getpid ());
@@ -126,7 +132,7 @@ shmipc__peer_destroy (shmipc__peer_t **self_p)
         free (self->out);
         free (self->out_iov);
         free (self->in_frames);
-        shmipc_msg_destroy (&self->in);
+        shmipc__pool_release (&self->pool);
         shmipc_channel_destroy (&self->channel);
         if (!self->lent)
             zsock_destroy (&self->bridge);
@@ -290,44 +296,32 @@ s_reserve (zmq_msg_t **frames, struct iovec **iov, size_t *slots, size_t count)
     return 0;
 }
 
-//  zmq_free_fn for frames handed over without a copy.
-static void
-s_free_frame (void *data, void *hint)
-{
-    free (data);
-}
-
-//  Turn the received message into zmq frames, large ones without a copy.
+//  Turn the message the channel holds in place into zmq frames: small ones
+//  copied into ZeroMQ's own, large ones into pooled buffers. This copy is
+//  the security boundary: the user's socket never sees the peer's memory.
 static int
-s_prepare_in (shmipc__peer_t *self)
+s_prepare_in (shmipc__peer_t *self, const shmipc_frame_t *frames, size_t count)
 {
-    size_t count = shmipc_msg_frames (self->in);
     if (s_reserve (&self->in_frames, NULL, &self->in_slots, count))
         return -1;
+    size_t bytes = 0;
     for (size_t index = 0; index < count; index++) {
         zmq_msg_t *frame = &self->in_frames [index];
-        size_t size = shmipc_msg_size (self->in, index);
-        int rc;
-        if (size >= S_ZERO_COPY_MIN) {
-            void *data = shmipc_msg_detach (self->in, index);
-            rc = zmq_msg_init_data (frame, data, size, s_free_frame, NULL);
-            if (rc)
-                free (data);
-        }
-        else {
-            rc = zmq_msg_init_size (frame, size);
-            if (rc == 0 && size)
-                memcpy (zmq_msg_data (frame), shmipc_msg_data (self->in, index), size);
-        }
+        size_t size = frames [index].size;
+        int rc = size >= S_POOL_MIN ? shmipc__pool_frame (self->pool, frame, size)
+                                    : zmq_msg_init_size (frame, size);
         if (rc) {
             s_close_frames (self->in_frames, 0, index);
             return -1;
         }
+        if (size)
+            memcpy (zmq_msg_data (frame), frames [index].data, size);
+        bytes += size;
     }
     self->in_count = count;
     self->in_next = 0;
     self->stats.msgs_in++;
-    self->stats.bytes_in += shmipc_msg_content_size (self->in);
+    self->stats.bytes_in += bytes;
     return 0;
 }
 
@@ -358,14 +352,19 @@ s_pump_in (shmipc__peer_t *self, int batch)
 {
     for (int count = 0; count < batch; count++) {
         if (self->in_count == 0) {
-            if (shmipc_channel_recv_into (self->channel, self->in, SHMIPC_DONTWAIT)) {
+            const shmipc_frame_t *frames;
+            size_t nframes;
+            if (shmipc_channel_recv_view (self->channel, &frames, &nframes,
+                                          SHMIPC_DONTWAIT)) {
                 if (errno == EAGAIN)
                     return 0;
                 if (errno == ECONNRESET)
                     return s_die (self, "peer closed the connection");
                 return s_die_channel (self, "receive failed");
             }
-            if (s_prepare_in (self))
+            int rc = s_prepare_in (self, frames, nframes);
+            shmipc_channel_recv_done (self->channel);
+            if (rc)
                 return s_die (self, "out of memory");
         }
         if (s_send_in (self)) {
@@ -460,23 +459,28 @@ shmipc__peer_process (shmipc__peer_t *self, const zmq_pollitem_t *items, int bat
     if (self->state == S_GREETING && s_accept_greeting (self))
         return self->state == S_DEAD ? -1 : 0;
 
-    //  The descriptor fired: see what the socket brought. Only the
-    //  greeting may come as a control message.
-    if (items && !items [0].socket && items [0].fd == shmipc_channel_fd (self->channel)
-    &&  (items [0].revents & ZMQ_POLLIN)) {
-        int events = shmipc_channel_events (self->channel);
-        if (events & SHMIPC_POLLCTRL)
-            return s_die (self, "unexpected control message");
-        if ((events & SHMIPC_POLLERR) && shmipc_channel_error (self->channel))
-            return s_die_channel (self, "channel broken");
-    }
     int in = s_pump_in (self, batch);
     if (in < 0)
         return -1;
     int out = s_pump_out (self, batch);
     if (out < 0)
         return -1;
-    return in || out;
+    if (in || out)
+        return 1;               //  More to do: no sleep, so no events yet
+    //  About to wait: as with ZMQ_EVENTS, the channel's events are the last
+    //  call before the poll, so no wake-up is swallowed between them. Only
+    //  the greeting may come as a control message.
+    int events = shmipc_channel_events (self->channel);
+    if (events & SHMIPC_POLLCTRL)
+        return s_die (self, "unexpected control message");
+    if ((events & SHMIPC_POLLERR) && shmipc_channel_error (self->channel))
+        return s_die_channel (self, "channel broken");
+    //  Something is ready after all (or the peer went: read what it left)
+    if (((events & SHMIPC_POLLIN) && self->in_count == 0)
+    ||  ((events & SHMIPC_POLLOUT) && self->out_count)
+    ||  (events & SHMIPC_POLLERR))
+        return 1;
+    return 0;
 }
 
 bool

@@ -24,6 +24,8 @@ typedef struct _s_entry_t {
     zactor_t *actor;                //  Its actor; owned
     char inproc [64];               //  Its private inproc endpoint
     size_t capacity;                //  Ring bytes for new connections
+    char uids [16 * 11];            //  Extra uids allowed, comma-separated
+    size_t nuids;                   //  How many
     struct _s_entry_t *next;        //  Next in the registry
 } s_entry_t;
 
@@ -129,11 +131,11 @@ s_attach (zsock_t *self, const char *command, const char *endpoint)
     size_t routing_id_size = sizeof routing_id;
     if (zmq_getsockopt (handle, ZMQ_ROUTING_ID, routing_id, &routing_id_size))
         routing_id_size = 0;
-    zsock_send (entry->actor, "sssbiiiii8", command, endpoint, entry->inproc,
+    zsock_send (entry->actor, "sssbiiiii8s", command, endpoint, entry->inproc,
                 routing_id, routing_id_size, zsock_type (self),
                 zsock_sndhwm (self), zsock_rcvhwm (self),
                 zsock_reconnect_ivl (self), zsock_reconnect_ivl_max (self),
-                (uint64_t) entry->capacity);
+                (uint64_t) entry->capacity, entry->uids);
     if (s_wait (entry))
         return -1;
     //  The actor may have connected a bridge: attach it now, in the user's
@@ -358,6 +360,24 @@ shmipc_set_capacity (zsock_t *self, size_t capacity)
     if (!entry)
         return -1;
     entry->capacity = capacity;
+    return 0;
+}
+
+int
+shmipc_allow_uid (zsock_t *self, uid_t uid)
+{
+    assert (self);
+    s_entry_t *entry = s_require (self);
+    if (!entry)
+        return -1;
+    if (entry->nuids == 16) {
+        errno = ENOSPC;
+        return -1;
+    }
+    size_t used = strlen (entry->uids);
+    snprintf (entry->uids + used, sizeof entry->uids - used, "%s%u",
+              used ? "," : "", (unsigned) uid);
+    entry->nuids++;
     return 0;
 }
 
