@@ -123,6 +123,15 @@ SHMIPC_EXPORT int
 SHMIPC_EXPORT int
     shmipc_channel_events (shmipc_channel_t *self);
 
+//  Like shmipc_channel_events, but cheap enough for a spin loop: it looks
+//  only at the rings (no system call) and, instead of arming the
+//  descriptor, tells the peer not to send WAKEs while we spin. Returns
+//  SHMIPC_POLLIN if the peer has published something unread, SHMIPC_POLLOUT
+//  as events does, SHMIPC_POLLERR if the channel broke. Call
+//  shmipc_channel_events before you wait on the descriptor again.
+SHMIPC_EXPORT int
+    shmipc_channel_peek_events (shmipc_channel_t *self);
+
 //  Transmit one message of nframes frames (nframes >= 1), whole or not at
 //  all. Flags: SHMIPC_DONTWAIT fails with EAGAIN when the ring is full
 //  instead of waiting for the reader; SHMIPC_DEFER leaves the message

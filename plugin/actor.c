@@ -8,9 +8,11 @@
     bridges; idle, it sleeps in zmq_poll.
 
     Command protocol on the pipe (replies marked <-):
-      BIND endpoint inproc routing_id type sndhwm rcvhwm ivl ivl_max capacity uids
-            picture "sssbiiiii8s" (uids: extra uids allowed, comma-separated,
-            may be empty); <- signal 0, or an errno
+      BIND endpoint inproc routing_id type sndhwm rcvhwm ivl ivl_max capacity
+            maxmsgsize uids
+            picture "sssbiiiii88s" (maxmsgsize: 0 for no limit; uids: extra
+            uids allowed, comma-separated, may be empty); <- signal 0, or an
+            errno
       CONNECT (same arguments)          <- signal 0 (the connection is made
             in the background and remade after failures, like zmq_connect),
             or an errno (EINVAL: bad endpoint)
@@ -29,8 +31,17 @@
 #include "greeting.h"
 #include "util.h"
 
+#include <sched.h>
+
 //  Messages moved per peer and direction before looking at the others.
 #define S_BATCH     256
+
+//  Spinning: after traffic (within S_SPIN_WINDOW_US), the loop looks at its
+//  peers for up to S_SPIN_US before it sleeps, so that a conversation in
+//  progress does not pay a sleep and a wake-up per message. Bounded, and
+//  only after traffic: an idle actor never spins.
+#define S_SPIN_US           100
+#define S_SPIN_WINDOW_US    2000
 
 //  One shm:// endpoint we bind or connect.
 typedef struct {
@@ -84,6 +95,8 @@ typedef struct {
     int64_t linger_until;           //  LINGER deadline (-1: none pending;
                                     //  -2: no limit)
     bool lingering;                 //  A LINGER reply is owed
+    uint64_t traffic;               //  Messages moved, as of last turn
+    int64_t active_at;              //  When traffic last moved (us)
 } self_t;
 
 //  --------------------------------------------------------------------------
@@ -171,6 +184,18 @@ s_compact_links (self_t *self)
 }
 
 //  Add a peer to the links. Takes ownership of peer.
+//  True if a live connection already has this routing id (for the user's
+//  ROUTER: see shmipc__peer_set_id_check).
+static bool
+s_id_taken (void *arg, const uint8_t *id, size_t size)
+{
+    self_t *self = (self_t *) arg;
+    for (size_t index = 0; index < self->nlinks; index++)
+        if (self->links [index] && shmipc__peer_has_id (self->links [index]->peer, id, size))
+            return true;
+    return false;
+}
+
 static int
 s_link_add (self_t *self, shmipc__peer_t *peer, s_endpoint_t *endpoint)
 {
@@ -182,6 +207,8 @@ s_link_add (self_t *self, shmipc__peer_t *peer, s_endpoint_t *endpoint)
     }
     link->peer = peer;
     link->endpoint = endpoint;
+    if (endpoint->info.type == ZMQ_ROUTER)
+        shmipc__peer_set_id_check (peer, s_id_taken, self);
     link->hot = true;           //  Give it a first turn straight away
     self->links [self->nlinks++] = link;
     return 0;
@@ -318,14 +345,14 @@ s_endpoint_from (zmsg_t *msg, bool bind)
     char *name = zmsg_popstr (msg);
     char *inproc = zmsg_popstr (msg);
     zframe_t *routing_id = zmsg_pop (msg);
-    char *numbers [6];
-    for (int index = 0; index < 6; index++)
+    char *numbers [7];
+    for (int index = 0; index < 7; index++)
         numbers [index] = zmsg_popstr (msg);
     char *uids = zmsg_popstr (msg);
     s_endpoint_t *self = NULL;
     struct sockaddr_un addr;
     socklen_t addr_len;
-    if (!name || !inproc || !routing_id || !numbers [5] || !uids
+    if (!name || !inproc || !routing_id || !numbers [6] || !uids
     ||  strlen (inproc) >= sizeof self->info.inproc
     ||  zframe_size (routing_id) > sizeof self->info.routing_id
     ||  shmipc_endpoint_parse (name, &addr, &addr_len)) {
@@ -349,6 +376,7 @@ s_endpoint_from (zmsg_t *msg, bool bind)
     self->ivl = atoi (numbers [3]);
     self->ivl_max = atoi (numbers [4]);
     self->info.capacity = (size_t) strtoull (numbers [5], NULL, 10);
+    self->info.maxmsgsize = (size_t) strtoull (numbers [6], NULL, 10);
     self->backoff = self->ivl > 0 ? self->ivl : 100;
     for (char *cursor = uids; *cursor && self->nuids < 16; ) {
         char *end;
@@ -366,7 +394,7 @@ done:
     free (name);
     free (inproc);
     zframe_destroy (&routing_id);
-    for (int index = 0; index < 6; index++)
+    for (int index = 0; index < 7; index++)
         free (numbers [index]);
     free (uids);
     return self;
@@ -643,6 +671,52 @@ s_drained (self_t *self)
     return true;
 }
 
+//  Note whether messages moved since last time.
+static void
+s_note_traffic (self_t *self)
+{
+    uint64_t traffic = self->totals.gone.msgs_in + self->totals.gone.msgs_out;
+    for (size_t index = 0; index < self->nlinks; index++)
+        traffic += shmipc__peer_traffic (self->links [index]->peer);
+    if (traffic != self->traffic) {
+        self->traffic = traffic;
+        self->active_at = zclock_usecs ();
+    }
+}
+
+//  Traffic just stopped: look at the peers for a while before sleeping,
+//  until one has work or a command comes. Looking tells the remote sides
+//  not to send WAKEs, so afterwards every peer that is not about to run
+//  takes a turn, which ends by arming its channel again. A turn can change
+//  what a peer must be polled for (it may now hold a message for a full
+//  bridge): the caller rebuilds its poll set afterwards.
+static void
+s_spin (self_t *self)
+{
+    int64_t until = zclock_usecs () + S_SPIN_US;
+    bool found = false;
+    while (!found && zclock_usecs () < until) {
+        for (size_t index = 0; index < self->nlinks; index++)
+            if (shmipc__peer_spin (self->links [index]->peer)) {
+                self->links [index]->hot = true;
+                found = true;
+            }
+        found |= (zsock_events (self->pipe) & ZMQ_POLLIN) != 0;
+        if (!found)
+            sched_yield ();
+    }
+    for (size_t index = 0; index < self->nlinks; index++) {
+        if (self->links [index]->hot)
+            continue;           //  Runs next turn, and arms if it goes idle
+        int rc = shmipc__peer_process (self->links [index]->peer, NULL, S_BATCH);
+        if (rc < 0)
+            s_link_close (self, index);
+        else
+            self->links [index]->hot = rc > 0;
+    }
+    s_compact_links (self);
+}
+
 static void
 s_self_run (self_t *self)
 {
@@ -651,6 +725,12 @@ s_self_run (self_t *self)
         int count = s_build_items (self, &timeout);
         if (count < 0) {
             zclock_sleep (10);      //  Out of memory: try again shortly
+            continue;
+        }
+        if (timeout != 0 && self->nlinks
+        &&  zclock_usecs () - self->active_at < S_SPIN_WINDOW_US) {
+            self->active_at = 0;    //  One spin per lull
+            s_spin (self);
             continue;
         }
         if (zmq_poll (self->items, count, timeout) == -1) {
@@ -692,6 +772,7 @@ s_self_run (self_t *self)
             }
         }
         s_compact_links (self);
+        s_note_traffic (self);
         if (self->items [0].revents & ZMQ_POLLIN)
             s_self_handle_pipe (self);
 

@@ -54,6 +54,10 @@ struct _shmipc__peer_t {
     size_t in_slots;                //  Room in in_frames []
 
     shmipc__peer_stats_t stats;     //  Counters
+    uint8_t peer_id [255];          //  The remote's routing id, once greeted
+    size_t peer_id_size;            //  0 if none (or not greeted yet)
+    shmipc__id_taken_fn *id_taken;  //  Duplicate routing id check, or NULL
+    void *id_taken_arg;             //  Its argument (the actor)
 };
 
 //  Finish the peer with reason. Returns -1 for tail calls.
@@ -97,6 +101,8 @@ shmipc__peer_new (int sock, int role, const shmipc__sockinfo_t *info,
     self->channel = shmipc_channel_new (sock, name, info->capacity, role);
     if (!self->channel)
         goto failed;
+    if (info->maxmsgsize)
+        shmipc_channel_set_maxmsgsize (self->channel, info->maxmsgsize);
     self->deadline = shmipc_channel_deadline (self->channel);
     if (bridge) {
         self->bridge = bridge;
@@ -259,6 +265,11 @@ s_accept_greeting (shmipc__peer_t *self)
         return s_die (self, "malformed greeting");
     if (!shmipc__types_compatible (self->info.type, greeting.type))
         return s_die (self, "incompatible socket types");
+    if (greeting.routing_id_size && self->id_taken
+    &&  self->id_taken (self->id_taken_arg, greeting.routing_id, greeting.routing_id_size))
+        return s_die (self, "duplicate routing id");
+    memcpy (self->peer_id, greeting.routing_id, greeting.routing_id_size);
+    self->peer_id_size = greeting.routing_id_size;
     if (!self->bridge) {
         self->bridge = shmipc__bridge_new (&self->info, greeting.routing_id,
                                            greeting.routing_id_size);
@@ -484,6 +495,26 @@ shmipc__peer_process (shmipc__peer_t *self, const zmq_pollitem_t *items, int bat
 }
 
 bool
+shmipc__peer_spin (shmipc__peer_t *self)
+{
+    assert (self);
+    if (self->state != S_ACTIVE)
+        return false;
+    int events = shmipc_channel_peek_events (self->channel);
+    if (events & SHMIPC_POLLERR)
+        return true;            //  Let process () find out
+    if (self->in_count == 0 && (events & SHMIPC_POLLIN))
+        return true;
+    if (self->out_count && (events & SHMIPC_POLLOUT))
+        return true;
+    //  The bridge: ZMQ_EVENTS also runs its pending commands
+    int bridge = zsock_events (self->bridge);
+    if (self->in_count && (bridge & ZMQ_POLLOUT))
+        return true;
+    return !self->out_count && s_bridge_reads (self) && (bridge & ZMQ_POLLIN);
+}
+
+bool
 shmipc__peer_idle (shmipc__peer_t *self)
 {
     assert (self);
@@ -515,6 +546,13 @@ shmipc__peer_active (shmipc__peer_t *self)
     return self->state == S_ACTIVE;
 }
 
+uint64_t
+shmipc__peer_traffic (shmipc__peer_t *self)
+{
+    assert (self);
+    return self->stats.msgs_in + self->stats.msgs_out;
+}
+
 void
 shmipc__peer_stats (shmipc__peer_t *self, shmipc__peer_stats_t *stats)
 {
@@ -523,4 +561,20 @@ shmipc__peer_stats (shmipc__peer_t *self, shmipc__peer_stats_t *stats)
     shmipc_channel_stats_t channel;
     shmipc_channel_stats (self->channel, &channel);
     stats->wakeups = channel.wakeups_sent + channel.wakeups_received;
+}
+
+void
+shmipc__peer_set_id_check (shmipc__peer_t *self, shmipc__id_taken_fn *taken, void *arg)
+{
+    assert (self);
+    self->id_taken = taken;
+    self->id_taken_arg = arg;
+}
+
+bool
+shmipc__peer_has_id (shmipc__peer_t *self, const uint8_t *id, size_t size)
+{
+    assert (self);
+    return self->state == S_ACTIVE && size && size == self->peer_id_size
+        && memcmp (id, self->peer_id, size) == 0;
 }

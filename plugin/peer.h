@@ -28,6 +28,8 @@ typedef struct {
     int sndhwm;                     //  Its ZMQ_SNDHWM (a bridge's own
     int rcvhwm;                     //  Its ZMQ_RCVHWM  are 1: bridge_new)
     size_t capacity;                //  Ring bytes for our side
+    size_t maxmsgsize;              //  Its ZMQ_MAXMSGSIZE, 0 for none; over
+                                    //  shm:// it bounds whole messages
 } shmipc__sockinfo_t;
 
 //  Counters kept per peer.
@@ -67,6 +69,13 @@ int
     shmipc__peer_process (shmipc__peer_t *self, const zmq_pollitem_t *items,
                           int batch);
 
+//  Look, without system calls on the channel's side, whether the peer has
+//  work: a message in the ring to pass on, room for the message it holds,
+//  input on its bridge, or room in the bridge for what it holds. Meant for
+//  a spin loop; stops the remote side's WAKEs while we spin.
+bool
+    shmipc__peer_spin (shmipc__peer_t *self);
+
 //  Return true if the peer holds nothing to move in either direction and
 //  its bridge has nothing waiting (for linger).
 bool
@@ -79,6 +88,25 @@ const char *
 //  Return the endpoint the peer belongs to.
 const char *
     shmipc__peer_endpoint (shmipc__peer_t *self);
+
+//  Tells whether a live connection of the same user socket already has
+//  this routing id.
+typedef bool (shmipc__id_taken_fn) (void *arg, const uint8_t *id, size_t size);
+
+//  Have the peer refuse, at its greeting, a routing id that taken says is
+//  in use (for a user ROUTER: libzmq would park such a connection, and its
+//  bridge could never be closed). Optional.
+void
+    shmipc__peer_set_id_check (shmipc__peer_t *self, shmipc__id_taken_fn *taken,
+                               void *arg);
+
+//  Return true if the peer is connected with this (non-empty) routing id.
+bool
+    shmipc__peer_has_id (shmipc__peer_t *self, const uint8_t *id, size_t size);
+
+//  Return how many messages the peer has moved, both ways.
+uint64_t
+    shmipc__peer_traffic (shmipc__peer_t *self);
 
 //  Fill stats with the peer's counters.
 void

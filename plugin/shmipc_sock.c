@@ -23,6 +23,7 @@ typedef struct _s_entry_t {
     zsock_t *sock;                  //  The user's socket (not owned)
     zactor_t *actor;                //  Its actor; owned
     char inproc [64];               //  Its private inproc endpoint
+    bool bound;                     //  The socket is bound to it
     size_t capacity;                //  Ring bytes for new connections
     char uids [16 * 11];            //  Extra uids allowed, comma-separated
     size_t nuids;                   //  How many
@@ -43,10 +44,13 @@ s_find (zsock_t *sock)
     return NULL;
 }
 
-//  Return the entry for sock, creating it (bind the inproc endpoint, start
-//  the actor) if needed. Returns NULL with errno.
+//  Return the entry for sock, creating it (start the actor) if needed.
+//  With bind, also bind the socket to its inproc endpoint, once: at its
+//  first shm:// bind or connect, not before, because libzmq takes the
+//  options the bridges' pipes get (the high-water marks) from the socket
+//  as it is when it binds. Returns NULL with errno.
 static s_entry_t *
-s_require (zsock_t *sock)
+s_require (zsock_t *sock, bool bind)
 {
     pthread_mutex_lock (&s_lock);
     s_entry_t *entry = s_find (sock);
@@ -57,18 +61,8 @@ s_require (zsock_t *sock)
             entry->capacity = S_DEFAULT_CAPACITY;
             snprintf (entry->inproc, sizeof entry->inproc, "inproc://shmipc-%d-%u",
                       (int) getpid (), s_counter++);
-            //  zmq_bind, not zsock_bind: zsock_endpoint stays the user's
-            if (zmq_bind (zsock_resolve (sock), entry->inproc) == -1) {
-                int saved = zmq_errno ();
-                free (entry);
-                entry = NULL;
-                errno = saved;
-            }
-        }
-        if (entry) {
             entry->actor = zactor_new (shmipc_actor, NULL);
             if (!entry->actor) {
-                zmq_unbind (zsock_resolve (sock), entry->inproc);
                 free (entry);
                 entry = NULL;
                 errno = ENOMEM;
@@ -77,6 +71,15 @@ s_require (zsock_t *sock)
         if (entry) {
             entry->next = s_entries;
             s_entries = entry;
+        }
+    }
+    //  zmq_bind, not zsock_bind: zsock_endpoint stays the user's
+    if (entry && bind && !entry->bound) {
+        if (zmq_bind (zsock_resolve (sock), entry->inproc) == 0)
+            entry->bound = true;
+        else {
+            errno = zmq_errno ();
+            entry = NULL;
         }
     }
     pthread_mutex_unlock (&s_lock);
@@ -123,7 +126,7 @@ s_attach (zsock_t *self, const char *command, const char *endpoint)
     socklen_t addr_len;
     if (shmipc_endpoint_parse (endpoint, &addr, &addr_len))
         return -1;
-    s_entry_t *entry = s_require (self);
+    s_entry_t *entry = s_require (self, true);
     if (!entry)
         return -1;
     void *handle = zsock_resolve (self);
@@ -131,11 +134,17 @@ s_attach (zsock_t *self, const char *command, const char *endpoint)
     size_t routing_id_size = sizeof routing_id;
     if (zmq_getsockopt (handle, ZMQ_ROUTING_ID, routing_id, &routing_id_size))
         routing_id_size = 0;
-    zsock_send (entry->actor, "sssbiiiii8s", command, endpoint, entry->inproc,
+    //  Not zsock_maxmsgsize: it returns an int, this is an int64_t
+    int64_t maxmsgsize = -1;
+    size_t maxmsgsize_size = sizeof maxmsgsize;
+    if (zmq_getsockopt (handle, ZMQ_MAXMSGSIZE, &maxmsgsize, &maxmsgsize_size))
+        maxmsgsize = -1;
+    zsock_send (entry->actor, "sssbiiiii88s", command, endpoint, entry->inproc,
                 routing_id, routing_id_size, zsock_type (self),
                 zsock_sndhwm (self), zsock_rcvhwm (self),
                 zsock_reconnect_ivl (self), zsock_reconnect_ivl_max (self),
-                (uint64_t) entry->capacity, entry->uids);
+                (uint64_t) entry->capacity,
+                (uint64_t) (maxmsgsize > 0 ? maxmsgsize : 0), entry->uids);
     if (s_wait (entry))
         return -1;
     //  The actor may have connected a bridge: attach it now, in the user's
@@ -312,6 +321,11 @@ s_serverish (int type)
 zsock_t *
 shmipc_sock_new (int type, const char *endpoints)
 {
+    //  czmq asserts on a type libzmq does not know: refuse it here instead
+    if (type < ZMQ_PAIR || type > ZMQ_STREAM) {
+        errno = EINVAL;
+        return NULL;
+    }
     zsock_t *self = zsock_new (type);
     if (!self) {
         errno = zmq_errno () ? zmq_errno () : EINVAL;
@@ -356,7 +370,7 @@ shmipc_set_capacity (zsock_t *self, size_t capacity)
         errno = EINVAL;
         return -1;
     }
-    s_entry_t *entry = s_require (self);
+    s_entry_t *entry = s_require (self, false);
     if (!entry)
         return -1;
     entry->capacity = capacity;
@@ -367,7 +381,7 @@ int
 shmipc_allow_uid (zsock_t *self, uid_t uid)
 {
     assert (self);
-    s_entry_t *entry = s_require (self);
+    s_entry_t *entry = s_require (self, false);
     if (!entry)
         return -1;
     if (entry->nuids == 16) {

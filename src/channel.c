@@ -56,12 +56,14 @@ s_segment_size (size_t capacity)
 }
 
 //  recvmsg returned 0: end of stream, or an empty record (which our peer
-//  never sends: a violation). Returns true for the latter.
+//  never sends: a violation). Returns true for the latter. The kernel sets
+//  the hang-up before a reader can see end of stream, so no hang-up means
+//  the 0 was a record, whether or not anything follows it.
 static bool
 s_empty_record (shmipc_channel_t *self)
 {
     int revents = shmipc__poll_fd (self->sock, POLLIN | POLLRDHUP, 0);
-    return revents > 0 && !(revents & (POLLRDHUP | POLLHUP));
+    return revents >= 0 && !(revents & (POLLRDHUP | POLLHUP));
 }
 
 //  --------------------------------------------------------------------------
@@ -662,6 +664,31 @@ shmipc_channel_events (shmipc_channel_t *self)
             break;
         shmipc__channel_arm (self, false);
     }
+    return events;
+}
+
+int
+shmipc_channel_peek_events (shmipc_channel_t *self)
+{
+    assert (self);
+    if (self->state != SHMIPC__READY)
+        return self->state == SHMIPC__BROKEN ? SHMIPC_POLLERR : 0;
+    //  We are awake: no WAKE needed while we spin
+    shmipc__channel_disarm (self, true);
+    shmipc__channel_disarm (self, false);
+    int events = 0;
+    int64_t available = self->ready != SHMIPC__NONE ? 1 : shmipc_ring_available (self->rx);
+    if (available < 0) {
+        shmipc__channel_break (self, EPROTO, "peer ring index or record header out of range");
+        return SHMIPC_POLLERR;
+    }
+    if (available > 0)
+        events |= SHMIPC_POLLIN;
+    int64_t space = shmipc__channel_space (self);
+    if (space < 0)
+        return SHMIPC_POLLERR;
+    if ((uint64_t) space >= (self->tx_want ? self->tx_want : self->capacity / 4))
+        events |= SHMIPC_POLLOUT;
     return events;
 }
 
