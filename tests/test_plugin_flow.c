@@ -11,6 +11,8 @@
 
 #include "peer/plugin_testlib.h"
 
+#include <sys/resource.h>
+
 #define S_TIMEOUT_MS    10000       //  Fail instead of hanging
 
 //  A PULL (in its own actor thread) that receives count messages, then
@@ -148,6 +150,50 @@ test_bursts_both_ways_through_small_rings_all_arrive (void **state)
     pt_assert_baseline (baseline);
 }
 
+//  CPU time this process has used, all threads, in ms.
+static int64_t
+s_cpu_ms (void)
+{
+    struct rusage usage;
+    getrusage (RUSAGE_SELF, &usage);
+    return (int64_t) (usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1000
+         + (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1000;
+}
+
+//  Right after traffic the actors spin, but only briefly: idle connected
+//  sockets (and their actors) then sleep. A spinning actor would use a
+//  whole core, 1000 ms per second; sleeping ones use next to nothing.
+static void
+test_idle_connected_sockets_use_no_cpu (void **state)
+{
+    tu_baseline_t baseline = pt_baseline ();
+    char endpoint [64];
+    snprintf (endpoint, sizeof endpoint, "shm://@flow-idle-%d", (int) getpid ());
+    zsock_t *pull = zsock_new (ZMQ_PULL);
+    zsock_set_rcvtimeo (pull, S_TIMEOUT_MS);
+    assert_int_equal (shmipc_bind (pull, "%s", endpoint), 0);
+    zsock_t *push = zsock_new (ZMQ_PUSH);
+    assert_int_equal (shmipc_connect (push, "%s", endpoint), 0);
+    for (int round = 0; round < 3; round++) {
+        for (int index = 0; index < 1000; index++)
+            assert_int_equal (zstr_send (push, "traffic"), 0);
+        for (int index = 0; index < 1000; index++) {
+            char *text = zstr_recv (pull);
+            assert_non_null (text);
+            zstr_free (&text);
+        }
+        zclock_sleep (50);      //  Past the spin window
+        int64_t before = s_cpu_ms ();
+        zclock_sleep (1000);
+        int64_t used = s_cpu_ms () - before;
+        print_message ("    idle for 1000 ms after 1000 messages: %" PRId64 " ms CPU\n", used);
+        assert_true (used < 50);
+    }
+    shmipc_sock_destroy (&push);
+    shmipc_sock_destroy (&pull);
+    pt_assert_baseline (baseline);
+}
+
 int
 main (void)
 {
@@ -155,6 +201,7 @@ main (void)
     const struct CMUnitTest tests [] = {
         cmocka_unit_test (test_stream_survives_commands_while_the_actor_spins),
         cmocka_unit_test (test_bursts_both_ways_through_small_rings_all_arrive),
+        cmocka_unit_test (test_idle_connected_sockets_use_no_cpu),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

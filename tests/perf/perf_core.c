@@ -1,7 +1,7 @@
 /*  =========================================================================
     perf_core - child roles that measure the core channel alone, without
     ZeroMQ: throughput (sendv with SHMIPC_DEFER in batches + flush, against
-    recv_into reusing one message) and round trips (send, recv_into)
+    recv_view, in place) and round trips (send, recv_into)
 
     Owns its listener, channel and buffers. The receiving or echoing side
     listens (SHMIPC_SERVER), the other connects (SHMIPC_CLIENT). Both set
@@ -134,29 +134,39 @@ s_buffer (size_t size)
 //  --------------------------------------------------------------------------
 //  Roles
 
+//  The receiver reads each message in place (recv_view): the core's
+//  zero-copy receive, for a reader that can work on the peer's bytes
+//  directly. It checks the size and the sequence stamp of each.
 static int
 s_thr_recv (shmipc_channel_t *channel, const perf_job_t *job)
 {
-    shmipc_msg_t *msg = shmipc_msg_new ();
-    if (!msg)
-        return -1;
     int64_t start = 0;
     int rc = 0;
     for (uint64_t seq = 0; seq < job->count && rc == 0; seq++) {
-        if (shmipc_channel_recv_into (channel, msg, 0)) {
+        const shmipc_frame_t *frames;
+        size_t nframes;
+        if (shmipc_channel_recv_view (channel, &frames, &nframes, 0)) {
             s_channel_fail (channel, "receive", seq);
             rc = -1;
             break;
         }
         if (seq == 0)
             start = perf_now_ns ();
-        rc = s_check (msg, job, seq);
+        if (nframes != 1) {
+            perf_fail ("message %" PRIu64 ": %zu frames, expected 1", seq, nframes);
+            rc = -1;
+        }
+        else
+            rc = perf_check (frames [0].data, frames [0].size, job->size, seq);
+        shmipc_channel_recv_done (channel);
     }
     int64_t elapsed_ns = perf_now_ns () - start;
     if (rc == 0) {
         //  Exactly count: nothing more may follow
         usleep (10000);
-        if (shmipc_channel_recv_into (channel, msg, SHMIPC_DONTWAIT) == 0) {
+        const shmipc_frame_t *frames;
+        size_t nframes;
+        if (shmipc_channel_recv_view (channel, &frames, &nframes, SHMIPC_DONTWAIT) == 0) {
             perf_fail ("a message beyond the %" PRIu64 " sent", job->count);
             rc = -1;
         }
@@ -168,7 +178,6 @@ s_thr_recv (shmipc_channel_t *channel, const perf_job_t *job)
     }
     if (rc == 0)
         perf_say ("RESULT count=%" PRIu64 " elapsed_ns=%" PRId64, job->count, elapsed_ns);
-    shmipc_msg_destroy (&msg);
     return rc;
 }
 
