@@ -20,6 +20,12 @@
       DISCONNECT endpoint               <- signal 0, or ENOENT
       STATS                             <- "STATS" "key=value ..." totals,
             then one "key=value ..." frame per connected peer
+      STOP                              <- signal 0 once no new bridge can
+            appear: listeners closed, connections that would make their
+            own bridge closed or not remade (those that reuse their
+            endpoint's lasting bridge go on, for LINGER). Sent before the
+            user's socket closes: a bridge connecting to its inproc
+            endpoint after that would wait for it in libzmq for good
       LINGER ms                         <- signal 0 once every bridge is
             drained into its ring, or ms passed (-1: no limit)
       $TERM                             ends the actor (closes everything)
@@ -31,6 +37,7 @@
 #include "greeting.h"
 #include "util.h"
 
+#include <fcntl.h>
 #include <sched.h>
 
 //  Messages moved per peer and direction before looking at the others.
@@ -39,8 +46,14 @@
 //  Spinning: after traffic (within S_SPIN_WINDOW_US), the loop looks at its
 //  peers for up to S_SPIN_US before it sleeps, so that a conversation in
 //  progress does not pay a sleep and a wake-up per message. Bounded, and
-//  only after traffic: an idle actor never spins.
+//  only after traffic: an idle actor never spins. Nor does it spin when
+//  every core is taken (the kernel's count of runnable threads, in
+//  /proc/loadavg, is above the number of cores): the time would be taken
+//  from threads that have work, often the very ones we wait for.
+//  SHMIPC_SPIN_US in the environment changes the bound (0 turns spinning
+//  off, at most 10000).
 #define S_SPIN_US           100
+#define S_SPIN_US_MAX       10000
 #define S_SPIN_WINDOW_US    2000
 
 //  One shm:// endpoint we bind or connect.
@@ -95,6 +108,11 @@ typedef struct {
     int64_t linger_until;           //  LINGER deadline (-1: none pending;
                                     //  -2: no limit)
     bool lingering;                 //  A LINGER reply is owed
+    bool stopped;                   //  STOP received: no new connections
+    int spin_us;                    //  Spin bound (S_SPIN_US or the
+                                    //  environment's), 0: no spin
+    int loadavg;                    //  /proc/loadavg, open (-1: none)
+    long cores;                     //  Cores online
     uint64_t traffic;               //  Messages moved, as of last turn
     int64_t active_at;              //  When traffic last moved (us)
 } self_t;
@@ -151,6 +169,16 @@ s_self_new (zsock_t *pipe)
         return NULL;
     self->pipe = pipe;
     self->linger_until = -1;
+    self->spin_us = S_SPIN_US;
+    self->loadavg = open ("/proc/loadavg", O_RDONLY | O_CLOEXEC);
+    self->cores = sysconf (_SC_NPROCESSORS_ONLN);
+    const char *spin = getenv ("SHMIPC_SPIN_US");
+    if (spin && *spin) {
+        char *end;
+        long value = strtol (spin, &end, 10);
+        if (*end == 0 && value >= 0 && value <= S_SPIN_US_MAX)
+            self->spin_us = (int) value;
+    }
     return self;
 }
 
@@ -167,6 +195,8 @@ s_self_destroy (self_t **self_p)
         free (self->links);
         free (self->endpoints);
         free (self->items);
+        if (self->loadavg >= 0)
+            close (self->loadavg);
         free (self);
         *self_p = NULL;
     }
@@ -214,6 +244,15 @@ s_link_add (self_t *self, shmipc__peer_t *peer, s_endpoint_t *endpoint)
     return 0;
 }
 
+//  True if endpoint lends its connections a bridge that outlives them
+//  (a connecting endpoint of a type whose bridge persists).
+static bool
+s_bridge_lasts (s_endpoint_t *endpoint)
+{
+    return endpoint && !endpoint->bind && endpoint->bridge
+        && shmipc__bridge_persists (endpoint->info.type);
+}
+
 //  Count a finished peer's traffic and destroy it, leaving its slot NULL
 //  (s_compact_links tidies up).
 static void
@@ -236,7 +275,7 @@ s_link_close (self_t *self, size_t slot)
     if (remade) {
         //  Connections we made are remade, as ZeroMQ reconnects
         endpoint->peer = NULL;
-        if (endpoint->ivl >= 0) {
+        if (endpoint->ivl >= 0 && (!self->stopped || s_bridge_lasts (endpoint))) {
             endpoint->reconnect_at = zclock_mono () + endpoint->backoff;
             if (endpoint->ivl_max > endpoint->ivl) {
                 endpoint->backoff *= 2;
@@ -513,6 +552,28 @@ s_command_stats (self_t *self)
 }
 
 //  Handle one command from the pipe.
+//  STOP: from now on no new bridge may appear. Listeners close; a
+//  connecting endpoint goes on (connecting, reconnecting: LINGER may need
+//  it) only if it lends every connection its lasting bridge.
+static void
+s_command_stop (self_t *self)
+{
+    self->stopped = true;
+    for (size_t index = 0; index < self->nendpoints; index++) {
+        s_endpoint_t *endpoint = self->endpoints [index];
+        shmipc_listener_destroy (&endpoint->listener);
+        if (!s_bridge_lasts (endpoint))
+            endpoint->reconnect_at = -1;
+    }
+    //  Not greeted yet, without a bridge: they would make one when they are
+    for (size_t index = 0; index < self->nlinks; index++) {
+        s_link_t *link = self->links [index];
+        if (shmipc__peer_deadline (link->peer) >= 0 && !s_bridge_lasts (link->endpoint))
+            s_link_close (self, index);
+    }
+    s_compact_links (self);
+}
+
 static void
 s_self_handle_pipe (self_t *self)
 {
@@ -547,6 +608,9 @@ s_self_handle_pipe (self_t *self)
         s_command_stats (self);
         reply = false;
     }
+    else
+    if (streq (command, "STOP"))
+        s_command_stop (self);
     else
     if (streq (command, "LINGER")) {
         char *ms = zmsg_popstr (msg);
@@ -690,10 +754,31 @@ s_note_traffic (self_t *self)
 //  takes a turn, which ends by arming its channel again. A turn can change
 //  what a peer must be polled for (it may now hold a message for a full
 //  bridge): the caller rebuilds its poll set afterwards.
+//  True if a core is free to spin on: no runnable thread waits for one.
+//  Without /proc/loadavg, assume so.
+static bool
+s_core_free (self_t *self)
+{
+    char text [128];
+    ssize_t size = self->loadavg >= 0 ? pread (self->loadavg, text, sizeof text - 1, 0) : -1;
+    if (size <= 0)
+        return true;
+    text [size] = 0;
+    //  "0.50 0.40 0.30 RUNNING/TOTAL LASTPID": RUNNING counts us
+    const char *field = text;
+    for (int skip = 0; skip < 3 && field; skip++) {
+        field = strchr (field, ' ');
+        if (field)
+            field++;
+    }
+    long running = field ? strtol (field, NULL, 10) : 0;
+    return running <= self->cores;
+}
+
 static void
 s_spin (self_t *self)
 {
-    int64_t until = zclock_usecs () + S_SPIN_US;
+    int64_t until = zclock_usecs () + self->spin_us;
     bool found = false;
     while (!found && zclock_usecs () < until) {
         for (size_t index = 0; index < self->nlinks; index++)
@@ -727,11 +812,13 @@ s_self_run (self_t *self)
             zclock_sleep (10);      //  Out of memory: try again shortly
             continue;
         }
-        if (timeout != 0 && self->nlinks
+        if (timeout != 0 && self->nlinks && self->spin_us
         &&  zclock_usecs () - self->active_at < S_SPIN_WINDOW_US) {
             self->active_at = 0;    //  One spin per lull
-            s_spin (self);
-            continue;
+            if (s_core_free (self)) {
+                s_spin (self);
+                continue;
+            }
         }
         if (zmq_poll (self->items, count, timeout) == -1) {
             if (zmq_errno () == EINTR)

@@ -348,6 +348,12 @@ shmipc_sock_destroy (zsock_t **self_p)
         zsock_t *self = *self_p;
         s_entry_t *entry = s_remove (self);
         int linger = zsock_linger (self);
+        //  No new bridge may connect to the socket's inproc endpoint once
+        //  the socket is gone (libzmq would keep it waiting): stop first
+        if (entry) {
+            zstr_send (entry->actor, "STOP");
+            zsock_wait (entry->actor);
+        }
         //  Close the user's socket first: with a linger, what it still holds
         //  flows into the bridges, and the actor moves it into the rings
         zsock_destroy (self_p);

@@ -84,6 +84,26 @@ tu_baseline (void)
     return baseline;
 }
 
+//  List our descriptors and what they are, to tell a leak's kind.
+static void
+s_print_fds (void)
+{
+    DIR *dir = opendir ("/proc/self/fd");
+    if (!dir)
+        return;
+    struct dirent *entry;
+    while ((entry = readdir (dir))) {
+        if (entry->d_name [0] == '.')
+            continue;
+        char path [300], target [256];
+        snprintf (path, sizeof path, "/proc/self/fd/%s", entry->d_name);
+        ssize_t size = readlink (path, target, sizeof target - 1);
+        target [size > 0 ? size : 0] = 0;
+        print_error ("  fd %s -> %s\n", entry->d_name, target);
+    }
+    closedir (dir);
+}
+
 void
 tu_assert_baseline (tu_baseline_t baseline)
 {
@@ -97,9 +117,13 @@ tu_assert_baseline (tu_baseline_t baseline)
     }
     if (now.fds != baseline.fds || now.maps > baseline.maps
     ||  now.threads != baseline.threads)
+    {
         print_error ("baseline: fds %d -> %d, maps %d -> %d, threads %d -> %d\n",
                      baseline.fds, now.fds, baseline.maps, now.maps,
                      baseline.threads, now.threads);
+        if (now.fds != baseline.fds)
+            s_print_fds ();
+    }
     assert_int_equal (now.fds, baseline.fds);
     assert_true (now.maps <= baseline.maps);
     assert_int_equal (now.threads, baseline.threads);

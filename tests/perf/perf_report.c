@@ -233,7 +233,7 @@ s_header (const perf_plan_t *plan, const char *lead)
     printf ("%sshm          ring capacity %s each way (shmipc_set_capacity, channel capacity)\n",
             lead, perf_format_size (plan->capacity, capacity, sizeof capacity));
     printf ("%score         sender: sendv SHMIPC_DEFER, flush every %d msgs (at most capacity/4"
-            " unpublished); receiver: recv_into one reused msg;\n", lead, plan->batch);
+            " unpublished); receiver: recv_view, in place;\n", lead, plan->batch);
     printf ("%s             core: spin 0 (blocking); core+spin: shmipc_channel_set_spin %d us"
             " on both sides\n", lead, plan->spin_us);
     printf ("%slimits       memcpy: %d ms per size, single thread, ring of buffers of the size"
