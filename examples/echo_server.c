@@ -18,6 +18,15 @@
 
 #define S_NAME      "echo_server"
 
+//  True if an endpoint list asks for an ephemeral tcp:// port, which
+//  zsock_bind reports through zsock_endpoint (the last one it bound).
+static bool
+s_ephemeral (const char *endpoints)
+{
+    return strstr (endpoints, "tcp://")
+        && (strstr (endpoints, ":*") || strstr (endpoints, ":!"));
+}
+
 static void
 s_usage (void)
 {
@@ -25,7 +34,8 @@ s_usage (void)
         "usage: %s [-v] ENDPOINT [ENDPOINT...]\n"
         "  Echo every message back to its sender, for any number of clients.\n"
         "  ENDPOINT   shm:///path, shm://@name, ipc:///path, tcp://host:port, or a\n"
-        "             comma-separated list of them (\"@tcp://*:5555,@shm:///tmp/echo\")\n"
+        "             comma-separated list of them (\"@tcp://*:5555,@shm:///tmp/echo\");\n"
+        "             a tcp:// port of * picks a free one, printed when listening\n"
         "  -v         print the shm:// counters when stopping\n"
         "  SIGINT or SIGTERM stops it.\n", S_NAME);
 }
@@ -57,8 +67,13 @@ main (int argc, char *argv [])
             shmipc_sock_destroy (&router);
             return 1;
         }
-        //  Binds are done when attach returns, so a client may start now
-        printf ("%s: listening on %s\n", S_NAME, argv [index]);
+        //  Binds are done when attach returns, so a client may start now.
+        //  A tcp:// port of '*' or '!' lets czmq pick a free one: name it
+        if (s_ephemeral (argv [index]) && zsock_endpoint (router))
+            printf ("%s: listening on %s (%s)\n", S_NAME, argv [index],
+                    zsock_endpoint (router));
+        else
+            printf ("%s: listening on %s\n", S_NAME, argv [index]);
     }
     fflush (stdout);
 

@@ -2,8 +2,8 @@
 #   run_zmq_examples.sh ECHO_SERVER ECHO_CLIENT ACTOR_ECHO SWAP - the czmq
 #   examples end to end: one echo server on shm://, ipc:// and tcp:// at
 #   once, clients on each (two at once on shm://), a clean stop on SIGTERM,
-#   the actor example, and swap over every transport. Asserts outcomes,
-#   never timings.
+#   a server on an ephemeral tcp:// port, the actor example, and swap over
+#   every transport. Asserts outcomes, never timings.
 set -u
 server=$1
 client=$2
@@ -127,6 +127,27 @@ shm_msgs=$((count * 3 + 1000))
 grep -q "^echo_server: shm peers=[0-9]* accepted=4 closed=[0-9]* errors=0 msgs_in=$shm_msgs bytes_in=[0-9]* msgs_out=$shm_msgs " \
     "$tmp/server.out" || fail "echo_server's shm:// counters are wrong"
 [ ! -e "$tmp/echo" ] || fail "echo_server left its shm:// socket file behind"
+
+#   A tcp:// port of *: the server names the port it got (as scripts/demo.sh
+#   relies on), a client reaches it there, SIGTERM stops it
+start_server "tcp://127.0.0.1:*"
+line=$(grep "^echo_server: listening on tcp://127.0.0.1:\* (tcp://127.0.0.1:[0-9][0-9]*)\$" \
+       "$tmp/server.out") || fail "echo_server did not name its ephemeral port"
+endpoint=${line##*(}
+endpoint=${endpoint%)}
+run_client tcp_any tcp "$endpoint" 1000 64
+kill -TERM "$server_pid"
+tries=0
+while kill -0 "$server_pid" 2>/dev/null; do
+    tries=$((tries + 1))
+    [ "$tries" -lt 50 ] || fail "echo_server on an ephemeral port still running 5 s after SIGTERM"
+    sleep 0.1
+done
+wait "$server_pid"
+rc=$?
+[ "$rc" -eq 0 ] || fail "echo_server on an ephemeral port exited $rc after SIGTERM"
+grep -q "^echo_server: stopping after 1000 echoes\$" "$tmp/server.out" \
+    || fail "echo_server on an ephemeral port did not count 1000 echoes"
 
 #   A dead server is a timeout (2), a bad argument a plain failure (1)
 timeout -s KILL 30 "$client" -t 500 "$shm" 10 >"$tmp/dead.out" 2>"$tmp/dead.err"
