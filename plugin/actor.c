@@ -43,10 +43,10 @@
 //  Messages moved per peer and direction before looking at the others.
 #define S_BATCH     256
 
-//  Spinning: after traffic (within S_SPIN_WINDOW_US), the loop looks at its
-//  peers for up to S_SPIN_US before it sleeps, so that a conversation in
-//  progress does not pay a sleep and a wake-up per message. Bounded, and
-//  only after traffic: an idle actor never spins. Nor does it spin when
+//  Spinning: after messages went both ways (within S_SPIN_WINDOW_US), the
+//  loop looks at its peers for up to S_SPIN_US before it sleeps, so that a
+//  conversation in progress does not pay a sleep and a wake-up per message.
+//  Bounded, and only after traffic: an idle actor never spins. Nor does it spin when
 //  every core is taken (the kernel's count of runnable threads, in
 //  /proc/loadavg, is above the number of cores): the time would be taken
 //  from threads that have work, often the very ones we wait for.
@@ -113,8 +113,11 @@ typedef struct {
                                     //  environment's), 0: no spin
     int loadavg;                    //  /proc/loadavg, open (-1: none)
     long cores;                     //  Cores online
-    uint64_t traffic;               //  Messages moved, as of last turn
-    int64_t active_at;              //  When traffic last moved (us)
+    uint64_t traffic_in;            //  Messages moved shm -> user socket
+    uint64_t traffic_out;           //  And user socket -> shm, as of the
+                                    //  last turn
+    int64_t in_at;                  //  When messages last came in (us)
+    int64_t out_at;                 //  When messages last went out (us)
 } self_t;
 
 //  --------------------------------------------------------------------------
@@ -739,21 +742,19 @@ s_drained (self_t *self)
 static void
 s_note_traffic (self_t *self)
 {
-    uint64_t traffic = self->totals.gone.msgs_in + self->totals.gone.msgs_out;
+    uint64_t in = self->totals.gone.msgs_in, out = self->totals.gone.msgs_out;
     for (size_t index = 0; index < self->nlinks; index++)
-        traffic += shmipc__peer_traffic (self->links [index]->peer);
-    if (traffic != self->traffic) {
-        self->traffic = traffic;
-        self->active_at = zclock_usecs ();
+        shmipc__peer_traffic (self->links [index]->peer, &in, &out);
+    if (in != self->traffic_in) {
+        self->traffic_in = in;
+        self->in_at = zclock_usecs ();
+    }
+    if (out != self->traffic_out) {
+        self->traffic_out = out;
+        self->out_at = zclock_usecs ();
     }
 }
 
-//  Traffic just stopped: look at the peers for a while before sleeping,
-//  until one has work or a command comes. Looking tells the remote sides
-//  not to send WAKEs, so afterwards every peer that is not about to run
-//  takes a turn, which ends by arming its channel again. A turn can change
-//  what a peer must be polled for (it may now hold a message for a full
-//  bridge): the caller rebuilds its poll set afterwards.
 //  True if a core is free to spin on: no runnable thread waits for one.
 //  Without /proc/loadavg, assume so.
 static bool
@@ -775,6 +776,12 @@ s_core_free (self_t *self)
     return running <= self->cores;
 }
 
+//  Traffic just stopped: look at the peers for a while before sleeping,
+//  until one has work or a command comes. Looking tells the remote sides
+//  not to send WAKEs, so afterwards every peer that is not about to run
+//  takes a turn, which ends by arming its channel again. A turn can change
+//  what a peer must be polled for (it may now hold a message for a full
+//  bridge): the caller rebuilds its poll set afterwards.
 static void
 s_spin (self_t *self)
 {
@@ -812,9 +819,14 @@ s_self_run (self_t *self)
             zclock_sleep (10);      //  Out of memory: try again shortly
             continue;
         }
+        //  Spin in a conversation only (messages both ways lately): a
+        //  one-way stream is better served by sleeping, which leaves the
+        //  cores to the threads that produce and consume it
+        int64_t usecs = zclock_usecs ();
         if (timeout != 0 && self->nlinks && self->spin_us
-        &&  zclock_usecs () - self->active_at < S_SPIN_WINDOW_US) {
-            self->active_at = 0;    //  One spin per lull
+        &&  usecs - self->in_at < S_SPIN_WINDOW_US
+        &&  usecs - self->out_at < S_SPIN_WINDOW_US) {
+            self->in_at = self->out_at = 0;     //  One spin per lull
             if (s_core_free (self)) {
                 s_spin (self);
                 continue;

@@ -573,11 +573,12 @@ shmipc__peer_active (shmipc__peer_t *self)
     return self->state == S_ACTIVE;
 }
 
-uint64_t
-shmipc__peer_traffic (shmipc__peer_t *self)
+void
+shmipc__peer_traffic (shmipc__peer_t *self, uint64_t *in, uint64_t *out)
 {
     assert (self);
-    return self->stats.msgs_in + self->stats.msgs_out;
+    *in += self->stats.msgs_in;
+    *out += self->stats.msgs_out;
 }
 
 void

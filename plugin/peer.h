@@ -104,9 +104,9 @@ void
 bool
     shmipc__peer_has_id (shmipc__peer_t *self, const uint8_t *id, size_t size);
 
-//  Return how many messages the peer has moved, both ways.
-uint64_t
-    shmipc__peer_traffic (shmipc__peer_t *self);
+//  Add how many messages the peer has moved each way to *in and *out.
+void
+    shmipc__peer_traffic (shmipc__peer_t *self, uint64_t *in, uint64_t *out);
 
 //  Fill stats with the peer's counters.
 void
