@@ -179,6 +179,34 @@ s_format (const char *format, va_list args)
     return endpoint;
 }
 
+//  The four kinds of endpoint operation, shm:// and libzmq's.
+typedef enum { S_BIND, S_CONNECT, S_UNBIND, S_DISCONNECT } s_operation_t;
+
+//  Do operation on the formatted endpoint: shm:// ones through the actor,
+//  every other scheme through czmq. Returns 0 or -1 with errno.
+static int
+s_operate (zsock_t *self, s_operation_t operation, const char *format, va_list args)
+{
+    static const char *commands [] = { "BIND", "CONNECT", "UNBIND", "DISCONNECT" };
+    char *endpoint = s_format (format, args);
+    if (!endpoint)
+        return -1;
+    int rc;
+    if (shmipc_endpoint_is_shm (endpoint))
+        rc = operation <= S_CONNECT ? s_attach (self, commands [operation], endpoint)
+                                    : s_detach (self, commands [operation], endpoint);
+    else {
+        rc = operation == S_BIND ? zsock_bind (self, "%s", endpoint)
+           : operation == S_CONNECT ? zsock_connect (self, "%s", endpoint)
+           : operation == S_UNBIND ? zsock_unbind (self, "%s", endpoint)
+           : zsock_disconnect (self, "%s", endpoint);
+        if (rc == -1)
+            errno = zmq_errno ();
+    }
+    free (endpoint);
+    return rc;
+}
+
 int
 shmipc_bind (zsock_t *self, const char *format, ...)
 {
@@ -186,19 +214,8 @@ shmipc_bind (zsock_t *self, const char *format, ...)
     assert (format);
     va_list args;
     va_start (args, format);
-    char *endpoint = s_format (format, args);
+    int rc = s_operate (self, S_BIND, format, args);
     va_end (args);
-    if (!endpoint)
-        return -1;
-    int rc;
-    if (shmipc_endpoint_is_shm (endpoint))
-        rc = s_attach (self, "BIND", endpoint);
-    else {
-        rc = zsock_bind (self, "%s", endpoint);
-        if (rc == -1)
-            errno = zmq_errno ();
-    }
-    free (endpoint);
     return rc;
 }
 
@@ -209,19 +226,8 @@ shmipc_connect (zsock_t *self, const char *format, ...)
     assert (format);
     va_list args;
     va_start (args, format);
-    char *endpoint = s_format (format, args);
+    int rc = s_operate (self, S_CONNECT, format, args);
     va_end (args);
-    if (!endpoint)
-        return -1;
-    int rc;
-    if (shmipc_endpoint_is_shm (endpoint))
-        rc = s_attach (self, "CONNECT", endpoint);
-    else {
-        rc = zsock_connect (self, "%s", endpoint);
-        if (rc == -1)
-            errno = zmq_errno ();
-    }
-    free (endpoint);
     return rc;
 }
 
@@ -232,19 +238,8 @@ shmipc_unbind (zsock_t *self, const char *format, ...)
     assert (format);
     va_list args;
     va_start (args, format);
-    char *endpoint = s_format (format, args);
+    int rc = s_operate (self, S_UNBIND, format, args);
     va_end (args);
-    if (!endpoint)
-        return -1;
-    int rc;
-    if (shmipc_endpoint_is_shm (endpoint))
-        rc = s_detach (self, "UNBIND", endpoint);
-    else {
-        rc = zsock_unbind (self, "%s", endpoint);
-        if (rc == -1)
-            errno = zmq_errno ();
-    }
-    free (endpoint);
     return rc;
 }
 
@@ -255,19 +250,8 @@ shmipc_disconnect (zsock_t *self, const char *format, ...)
     assert (format);
     va_list args;
     va_start (args, format);
-    char *endpoint = s_format (format, args);
+    int rc = s_operate (self, S_DISCONNECT, format, args);
     va_end (args);
-    if (!endpoint)
-        return -1;
-    int rc;
-    if (shmipc_endpoint_is_shm (endpoint))
-        rc = s_detach (self, "DISCONNECT", endpoint);
-    else {
-        rc = zsock_disconnect (self, "%s", endpoint);
-        if (rc == -1)
-            errno = zmq_errno ();
-    }
-    free (endpoint);
     return rc;
 }
 
