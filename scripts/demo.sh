@@ -44,7 +44,7 @@ measure () {
     "$server" "$given" >"$tmp/$name-server.out" 2>"$tmp/$name-server.err" &
     pid=$!
     tries=0
-    until line=$(grep "^echo_server: listening on " "$tmp/$name-server.out"); do
+    until line=$(grep -s "^echo_server: listening on " "$tmp/$name-server.out"); do
         kill -0 "$pid" 2>/dev/null || fail "echo_server on $given did not start"
         tries=$((tries + 1))
         [ "$tries" -lt 100 ] || fail "echo_server on $given not listening after 10 s"
