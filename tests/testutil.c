@@ -16,15 +16,19 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-//  ThreadSanitizer maps shadow memory for new regions as it goes, and
-//  starts its symbolizer (two pipes) at its first report, suppressed ones
-//  included; both would look like leaks. Under it we count our segments
-//  alone among the mappings, and no pipes (we never make one; the tests'
-//  own, to their helper processes, go unchecked there).
+//  ThreadSanitizer maps shadow memory for new regions as it goes, and so
+//  does valgrind's heap: under them the baselines count our segments alone
+//  among the mappings. TSan also starts its symbolizer (two pipes) at its
+//  first report, suppressed ones included: we start it before the first
+//  baseline.
 #if defined (__has_feature)
 #   if __has_feature (thread_sanitizer)
 #       define S_UNDER_TSAN
+#       include <sanitizer/common_interface_defs.h>
 #   endif
+#endif
+#if defined (S_UNDER_TSAN) || defined (SHMIPC_UNDER_VALGRIND)
+#   define S_COUNT_MEMFD_MAPS
 #endif
 
 static int
@@ -45,25 +49,7 @@ s_count_dir (const char *path)
 int
 tu_fd_count (void)
 {
-#ifdef S_UNDER_TSAN
-    DIR *dir = opendir ("/proc/self/fd");
-    if (!dir)
-        return -1;
-    int count = 0;
-    struct dirent *entry;
-    while ((entry = readdir (dir))) {
-        char path [300], target [64];
-        snprintf (path, sizeof path, "/proc/self/fd/%s", entry->d_name);
-        ssize_t size = readlink (path, target, sizeof target - 1);
-        target [size > 0 ? size : 0] = 0;
-        if (entry->d_name [0] != '.' && strncmp (target, "pipe:", 5) != 0)
-            count++;
-    }
-    closedir (dir);
-    return count - 1;           //  opendir's own
-#else
     return s_count_dir ("/proc/self/fd");
-#endif
 }
 
 int
@@ -79,7 +65,7 @@ tu_map_count (void)
     if (!file)
         return -1;
     int count = 0;
-#ifdef S_UNDER_TSAN
+#ifdef S_COUNT_MEMFD_MAPS
     char line [512];
     while (fgets (line, sizeof line, file))
         count += strstr (line, "memfd:") != NULL;
@@ -102,6 +88,11 @@ s_warm_allocator (void)
     if (warmed)
         return;
     warmed = true;
+#ifdef S_UNDER_TSAN
+    char symbol [128];
+    __sanitizer_symbolize_pc ((void *) (uintptr_t) &s_warm_allocator, "%f", symbol,
+                              sizeof symbol);
+#endif
     for (size_t size = 1; size <= (1 << 17); size += size / 16 + 1) {
         void *volatile block = malloc (size);
         free (block);
