@@ -86,15 +86,7 @@ s_send_shaped (shmipc_channel_t *channel, uint64_t index, size_t shape,
 {
     size_t sizes [4];
     size_t nframes = s_shape (index, shape, sizes);
-    struct iovec frames [4];
-    size_t at = 0;
-    for (size_t frame = 0; frame < nframes; frame++) {
-        frames [frame].iov_base = buffer + at;
-        frames [frame].iov_len = sizes [frame];
-        tu_fill (buffer + at, sizes [frame], index * 4 + frame);
-        at += sizes [frame];
-    }
-    return shmipc_channel_sendv (channel, frames, nframes, flags);
+    return tu_send_frames (channel, sizes, nframes, index, buffer, flags);
 }
 
 static bool
@@ -102,14 +94,7 @@ s_is_shaped (shmipc_msg_t *msg, uint64_t index, size_t shape)
 {
     size_t sizes [4];
     size_t nframes = s_shape (index, shape, sizes);
-    if (shmipc_msg_frames (msg) != nframes)
-        return false;
-    for (size_t frame = 0; frame < nframes; frame++)
-        if (shmipc_msg_size (msg, frame) != sizes [frame]
-        ||  (sizes [frame] && !tu_check (shmipc_msg_data (msg, frame),
-                                         sizes [frame], index * 4 + frame)))
-            return false;
-    return true;
+    return tu_msg_is (msg, sizes, nframes, index);
 }
 
 static shmipc_channel_t *

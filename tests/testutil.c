@@ -264,3 +264,32 @@ tu_check (const void *buffer, size_t size, uint64_t seed)
             return 0;
     return 1;
 }
+
+int
+tu_send_frames (shmipc_channel_t *channel, const size_t *sizes, size_t nframes,
+                uint64_t seed, uint8_t *buffer, int flags)
+{
+    assert_true (nframes <= 8);
+    struct iovec frames [8];
+    size_t at = 0;
+    for (size_t frame = 0; frame < nframes; frame++) {
+        frames [frame].iov_base = buffer + at;
+        frames [frame].iov_len = sizes [frame];
+        tu_fill (buffer + at, sizes [frame], seed * 4 + frame);
+        at += sizes [frame];
+    }
+    return shmipc_channel_sendv (channel, frames, nframes, flags);
+}
+
+bool
+tu_msg_is (shmipc_msg_t *msg, const size_t *sizes, size_t nframes, uint64_t seed)
+{
+    if (shmipc_msg_frames (msg) != nframes)
+        return false;
+    for (size_t frame = 0; frame < nframes; frame++)
+        if (shmipc_msg_size (msg, frame) != sizes [frame]
+        ||  (sizes [frame] && !tu_check (shmipc_msg_data (msg, frame),
+                                         sizes [frame], seed * 4 + frame)))
+            return false;
+    return true;
+}

@@ -10,6 +10,7 @@
 #define SHMIPC_TESTUTIL_H_INCLUDED
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
@@ -61,5 +62,13 @@ void tu_channel_pair (size_t capacity_a, size_t capacity_b,
 //  Fill buffer with a pattern derived from seed; check it.
 void tu_fill (void *buffer, size_t size, uint64_t seed);
 int tu_check (const void *buffer, size_t size, uint64_t seed);
+
+//  Send one message of nframes frames of the given sizes (at most 8), frame
+//  f filled with seed * 4 + f, laid out in buffer; returns the sendv result.
+int tu_send_frames (shmipc_channel_t *channel, const size_t *sizes, size_t nframes,
+                    uint64_t seed, uint8_t *buffer, int flags);
+
+//  True if msg is the message tu_send_frames sent with these arguments.
+bool tu_msg_is (shmipc_msg_t *msg, const size_t *sizes, size_t nframes, uint64_t seed);
 
 #endif
