@@ -8,12 +8,14 @@
 #include <dirent.h>
 #include <stdbool.h>
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 //  ThreadSanitizer maps shadow memory for new regions as it goes, and so
@@ -111,9 +113,8 @@ tu_baseline (void)
     return baseline;
 }
 
-//  List our descriptors and what they are, to tell a leak's kind.
-static void
-s_print_fds (void)
+void
+tu_print_fds (void)
 {
     DIR *dir = opendir ("/proc/self/fd");
     if (!dir)
@@ -149,7 +150,7 @@ tu_assert_baseline (tu_baseline_t baseline)
                      baseline.fds, now.fds, baseline.maps, now.maps,
                      baseline.threads, now.threads);
         if (now.fds != baseline.fds)
-            s_print_fds ();
+            tu_print_fds ();
     }
     assert_int_equal (now.fds, baseline.fds);
     assert_true (now.maps <= baseline.maps);
@@ -292,4 +293,28 @@ tu_msg_is (shmipc_msg_t *msg, const size_t *sizes, size_t nframes, uint64_t seed
                                          sizes [frame], seed * 4 + frame)))
             return false;
     return true;
+}
+
+int
+tu_read_line (int fd, char *line, size_t size, int timeout_ms)
+{
+    size_t used = 0;
+    struct timespec now;
+    clock_gettime (CLOCK_MONOTONIC, &now);
+    int64_t deadline = (int64_t) now.tv_sec * 1000 + now.tv_nsec / 1000000 + timeout_ms;
+    while (used + 1 < size) {
+        clock_gettime (CLOCK_MONOTONIC, &now);
+        int left = (int) (deadline - ((int64_t) now.tv_sec * 1000 + now.tv_nsec / 1000000));
+        struct pollfd item = { .fd = fd, .events = POLLIN };
+        if (left <= 0 || poll (&item, 1, left) <= 0)
+            return -1;
+        char ch;
+        if (read (fd, &ch, 1) != 1)
+            return -1;
+        if (ch == '\n')
+            break;
+        line [used++] = ch;
+    }
+    line [used] = 0;
+    return 0;
 }

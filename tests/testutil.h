@@ -59,6 +59,13 @@ int tu_wait (pid_t pid);
 void tu_channel_pair (size_t capacity_a, size_t capacity_b,
                       shmipc_channel_t **a, shmipc_channel_t **b);
 
+//  Print this process's descriptors and what they are (post-mortem).
+void tu_print_fds (void);
+
+//  Read one line from fd into line (without newline), waiting up to
+//  timeout_ms in all. Returns 0, or -1 at end of file or timeout.
+int tu_read_line (int fd, char *line, size_t size, int timeout_ms);
+
 //  Fill buffer with a pattern derived from seed; check it.
 void tu_fill (void *buffer, size_t size, uint64_t seed);
 int tu_check (const void *buffer, size_t size, uint64_t seed);

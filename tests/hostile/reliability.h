@@ -144,22 +144,7 @@ rl_start (rl_child_t *child, const char *program, const char *arg, ...)
 static inline int
 rl_read_line (rl_child_t *child, char *line, size_t size, int timeout_ms)
 {
-    size_t used = 0;
-    int64_t deadline = zclock_mono () + timeout_ms;
-    while (used + 1 < size) {
-        struct pollfd item = { .fd = child->out, .events = POLLIN };
-        int left = (int) (deadline - zclock_mono ());
-        if (left <= 0 || poll (&item, 1, left) <= 0)
-            return -1;
-        char ch;
-        if (read (child->out, &ch, 1) != 1)
-            return -1;
-        if (ch == '\n')
-            break;
-        line [used++] = ch;
-    }
-    line [used] = 0;
-    return 0;
+    return tu_read_line (child->out, line, size, timeout_ms);
 }
 
 //  Read the helper's next line, which must start with prefix; return it
@@ -282,25 +267,6 @@ rl_usage (void)
     return usage;
 }
 
-//  Print this process's descriptors and what they are, for a post-mortem.
-static inline void
-rl_print_fds (void)
-{
-    DIR *dir = opendir ("/proc/self/fd");
-    if (!dir)
-        return;
-    struct dirent *entry;
-    while ((entry = readdir (dir))) {
-        if (entry->d_name [0] == '.')
-            continue;
-        char path [300], target [256];
-        snprintf (path, sizeof path, "/proc/self/fd/%s", entry->d_name);
-        ssize_t size = readlink (path, target, sizeof target - 1);
-        target [size > 0 ? size : 0] = 0;
-        print_error ("    fd %s -> %s\n", entry->d_name, target);
-    }
-    closedir (dir);
-}
 
 //  Wait until descriptors, memfd mappings and threads are back to
 //  baseline, and resident memory is within RL_RSS_SLACK_KIB of it; fail
@@ -324,7 +290,7 @@ rl_assert_usage (rl_usage_t baseline)
                      now.memfds, baseline.threads, now.threads,
                      baseline.rss_kib, now.rss_kib);
     if (now.fds != baseline.fds)
-        rl_print_fds ();
+        tu_print_fds ();
     assert_int_equal (now.fds, baseline.fds);
     assert_int_equal (now.memfds, baseline.memfds);
     assert_int_equal (now.threads, baseline.threads);

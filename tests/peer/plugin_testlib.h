@@ -421,23 +421,7 @@ pt_peer_start (pt_peer_t *peer, const char *arg, ...)
 static inline int
 pt_peer_read_line (pt_peer_t *peer, char *line, size_t size)
 {
-    size_t used = 0;
-    int64_t deadline = zclock_mono () + PT_PATIENCE_MS;
-    while (used + 1 < size) {
-        struct pollfd item = { .fd = peer->out, .events = POLLIN };
-        int left = (int) (deadline - zclock_mono ());
-        if (left <= 0 || poll (&item, 1, left) <= 0)
-            return -1;
-        char ch;
-        ssize_t got = read (peer->out, &ch, 1);
-        if (got <= 0)
-            return -1;
-        if (ch == '\n')
-            break;
-        line [used++] = ch;
-    }
-    line [used] = 0;
-    return 0;
+    return tu_read_line (peer->out, line, size, PT_PATIENCE_MS);
 }
 
 //  Assert the peer's next line is expected.
