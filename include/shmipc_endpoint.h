@@ -51,8 +51,14 @@ SHMIPC_EXPORT int
 
 //  Bind and listen on endpoint. A socket file left by a dead process is
 //  replaced; one with a live listener is not (EADDRINUSE), nor is anything
-//  that is not a socket (EEXIST). The file is created owner-only (0600).
-//  By default peers must run as our effective uid or as root.
+//  that is not a socket (EEXIST). Of listeners racing for one path exactly
+//  one wins: they take turns through a lock (an abstract socket named after
+//  the path) held from bind to listen, waiting up to 2 s for it. If it stays
+//  taken longer (a stuck holder, or anyone squatting the name) we bind
+//  without it but replace nothing: EADDRINUSE if anything is there.
+//  The file is owner-only (0600) from its creation, whatever the umask; if
+//  it is swapped for anything else before we listen, ESTALE and it is left
+//  alone. By default peers must run as our effective uid or as root.
 //  Returns NULL with errno.
 SHMIPC_EXPORT shmipc_listener_t *
     shmipc_listener_new (const char *endpoint);
@@ -78,7 +84,10 @@ SHMIPC_EXPORT int
     shmipc_listener_accept (shmipc_listener_t *self);
 
 //  Change the socket file's permissions (path endpoints only), e.g. 0660 to
-//  let a group connect. Returns 0 or -1 with errno.
+//  let a group connect. Only the file we made is changed, never what a link
+//  points to. Returns 0 or -1 with errno: EINVAL (abstract endpoint), ENOENT
+//  (the file is gone), ELOOP (a symbolic link is in its place), ESTALE (any
+//  other file is in its place), EOPNOTSUPP (no /proc to change it through).
 SHMIPC_EXPORT int
     shmipc_listener_set_mode (shmipc_listener_t *self, mode_t mode);
 

@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -22,6 +23,7 @@
 
 #define S_SCHEME      "shm://"
 #define S_MAX_UIDS    16
+#define S_LOCK_WAIT_MS 2000     //  Longest wait for a path's bind lock
 
 struct _shmipc_listener_t {
     int sock;                           //  Listening socket; owned
@@ -29,8 +31,9 @@ struct _shmipc_listener_t {
     struct sockaddr_un addr;            //  Where we listen
     socklen_t addr_len;                 //  Its length
     bool is_path;                       //  A socket file (not abstract)
+    bool made_file;                     //  dev and ino name the file bind made
     dev_t dev;                          //  The file we created: device
-    ino_t ino;                          //  and inode, to unlink only ours
+    ino_t ino;                          //  and inode, to touch only ours
     bool any_uid;                       //  Accept peers of any uid
     uid_t uids [S_MAX_UIDS];            //  Extra uids accepted
     size_t nuids;                       //  How many
@@ -156,9 +159,161 @@ s_path_is_live (const struct sockaddr_un *addr, socklen_t addr_len)
     return !refused;
 }
 
+//  Take the lock that serializes "bind + listen" and "probe + unlink +
+//  rebind" on path among shmipc listeners, so that a loser never takes a
+//  winner's file, bound but not yet listening, for a stale one. The lock
+//  is an abstract socket name: one socket at a time can bind it, and it
+//  dies with its holder. The name comes from the directory's device and
+//  inode and a hash of the last component, so every spelling of a path
+//  gives the same name; it is shared by all shmipc versions, do not change
+//  it. Returns 0 with *lock the lock socket, or with *lock -1 if the name
+//  stayed taken S_LOCK_WAIT_MS (a stuck holder, or anyone squatting the
+//  name: abstract names have no owner); -1 with errno if path's directory
+//  cannot be looked up.
+static int
+s_lock_take (const char *path, int *lock)
+{
+    *lock = -1;
+    char dir [sizeof ((struct sockaddr_un *) 0)->sun_path];
+    snprintf (dir, sizeof dir, "%s", path);
+    char *slash = strrchr (dir, '/');
+    assert (slash);             //  Parsed paths are absolute
+    const char *base = path + (slash - dir) + 1;
+    if (slash == dir)
+        slash++;                //  "/name" lives in "/"
+    *slash = 0;
+    struct stat st;
+    if (stat (dir, &st) == -1)
+        return -1;
+    uint64_t hash = 0xcbf29ce484222325ULL;          //  FNV-1a, 64 bits
+    for (const char *at = base; *at; at++)
+        hash = (hash ^ (unsigned char) *at) * 0x100000001b3ULL;
+    struct sockaddr_un addr = { .sun_family = AF_UNIX };
+    int size = snprintf (addr.sun_path + 1, sizeof addr.sun_path - 1,
+                         "shmipc-lock/%llx:%llx/%016llx",
+                         (unsigned long long) st.st_dev,
+                         (unsigned long long) st.st_ino,
+                         (unsigned long long) hash);
+    socklen_t addr_len = (socklen_t) (offsetof (struct sockaddr_un, sun_path) + 1 + size);
+
+    int sock = socket (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (sock == -1)
+        return -1;
+    int64_t deadline = shmipc__deadline (S_LOCK_WAIT_MS);
+    while (bind (sock, (struct sockaddr *) &addr, addr_len) == -1) {
+        if (errno != EADDRINUSE || shmipc__remaining_ms (deadline) == 0) {
+            int saved = errno;
+            close (sock);
+            errno = saved;
+            if (saved != EADDRINUSE)
+                return -1;
+            shmipc__log ("endpoint %s: bind lock held for %d ms, going on "
+                         "without it", path, S_LOCK_WAIT_MS);
+            return 0;
+        }
+        //  Holders keep it for a few system calls
+        usleep (1000);
+    }
+    *lock = sock;
+    return 0;
+}
+
+//  Bind self's socket to its path. Something already there is replaced
+//  only if replace is set (the caller holds the path's lock) and it is a
+//  socket file nobody listens on: what a crashed process leaves behind.
+static int
+s_bind_path (shmipc_listener_t *self, bool replace)
+{
+    if (bind (self->sock, (struct sockaddr *) &self->addr, self->addr_len) == 0)
+        return 0;
+    if (errno != EADDRINUSE)
+        return -1;
+    struct stat st;
+    if (lstat (self->addr.sun_path, &st) == -1) {
+        if (errno != ENOENT)
+            return -1;
+        //  Gone since (a listener's destroy): just bind again
+    }
+    else
+    if (!S_ISSOCK (st.st_mode)) {
+        errno = EEXIST;
+        return -1;
+    }
+    else
+    if (!replace || s_path_is_live (&self->addr, self->addr_len)) {
+        errno = EADDRINUSE;
+        return -1;
+    }
+    else {
+        shmipc__log ("endpoint %s: replacing stale socket file", self->endpoint);
+        if (unlink (self->addr.sun_path) == -1 && errno != ENOENT)
+            return -1;
+    }
+    return bind (self->sock, (struct sockaddr *) &self->addr, self->addr_len);
+}
+
+//  Change the mode of the socket file we made. Trusts nothing at the path:
+//  opens what is there without following a link and changes it only if it
+//  is our socket (device and inode), through the descriptor (as glibc's
+//  fchmodat does), so the path is never looked up twice.
+static int
+s_chmod_own_file (shmipc_listener_t *self, mode_t mode)
+{
+    int fd = open (self->addr.sun_path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (fd == -1)
+        return -1;
+    struct stat st;
+    int rc = fstat (fd, &st);
+    if (rc == 0 && S_ISLNK (st.st_mode)) {
+        errno = ELOOP;
+        rc = -1;
+    }
+    else
+    if (rc == 0 && (!self->made_file || !S_ISSOCK (st.st_mode)
+                ||  st.st_dev != self->dev || st.st_ino != self->ino)) {
+        errno = ESTALE;
+        rc = -1;
+    }
+    if (rc == 0) {
+        //  fchmod does not work on an O_PATH descriptor; its /proc link does
+        char name [32];
+        snprintf (name, sizeof name, "/proc/self/fd/%d", fd);
+        rc = chmod (name, mode);
+        if (rc == -1 && errno == ENOENT)
+            errno = EOPNOTSUPP;     //  No /proc: no safe way to do it
+    }
+    int saved = errno;
+    close (fd);
+    errno = saved;
+    return rc;
+}
+
+//  Record the socket file bind just made. It must be a socket with no more
+//  than owner rights: anything else was swapped in since, and is not ours
+//  to record, change or unlink (ESTALE).
+static int
+s_record_file (shmipc_listener_t *self)
+{
+    struct stat st;
+    if (lstat (self->addr.sun_path, &st) == -1)
+        return -1;
+    if (!S_ISSOCK (st.st_mode) || (st.st_mode & 07777 & ~0600)) {
+        errno = ESTALE;
+        return -1;
+    }
+    self->dev = st.st_dev;
+    self->ino = st.st_ino;
+    self->made_file = true;
+    //  A umask that takes even the owner's bits: owner-only is 0600
+    if ((st.st_mode & 07777) != 0600)
+        return s_chmod_own_file (self, 0600);
+    return 0;
+}
+
 shmipc_listener_t *
 shmipc_listener_new (const char *endpoint)
 {
+    int lock = -1;
     shmipc_listener_t *self = (shmipc_listener_t *) calloc (1, sizeof *self);
     if (!self)
         return NULL;
@@ -173,54 +328,34 @@ shmipc_listener_new (const char *endpoint)
     if (self->sock == -1)
         goto failed;
 
-    if (bind (self->sock, (struct sockaddr *) &self->addr, self->addr_len) == -1) {
-        if (errno != EADDRINUSE || !self->is_path)
+    if (self->is_path) {
+        //  bind gives the file the socket's own mode less the umask: set
+        //  it here, so the file is owner-only from its first instant, and
+        //  no path is followed to set it
+        if (fchmod (self->sock, 0600) == -1
+        ||  s_lock_take (self->addr.sun_path, &lock) == -1)
             goto failed;
-        //  Something is there. Replace it only if it is a socket file that
-        //  nobody listens on: what a crashed process leaves behind.
-        struct stat st;
-        if (lstat (self->addr.sun_path, &st) == -1)
+        //  Without the lock, replacing a stale file could take a live one
+        if (s_bind_path (self, lock != -1) == -1
+        ||  s_record_file (self) == -1)
             goto failed;
-        if (!S_ISSOCK (st.st_mode)) {
-            errno = EEXIST;
-            goto failed;
-        }
-        if (s_path_is_live (&self->addr, self->addr_len)) {
-            errno = EADDRINUSE;
-            goto failed;
-        }
-        shmipc__log ("endpoint %s: replacing stale socket file", endpoint);
-        if (unlink (self->addr.sun_path) == -1 && errno != ENOENT)
-            goto failed;
+    }
+    else {
+        //  Abstract: the kernel's bind alone decides, and leaves no file
         if (bind (self->sock, (struct sockaddr *) &self->addr, self->addr_len) == -1)
             goto failed;
     }
-    if (self->is_path) {
-        //  Owner-only before anyone can connect: listen () has not run yet
-        struct stat st;
-        if (chmod (self->addr.sun_path, 0600) == -1
-        ||  lstat (self->addr.sun_path, &st) == -1) {
-            int saved = errno;
-            unlink (self->addr.sun_path);
-            errno = saved;
-            goto failed;
-        }
-        self->dev = st.st_dev;
-        self->ino = st.st_ino;
-    }
-    if (listen (self->sock, SOMAXCONN) == -1) {
-        int saved = errno;
-        if (self->is_path)
-            unlink (self->addr.sun_path);
-        errno = saved;
+    if (listen (self->sock, SOMAXCONN) == -1)
         goto failed;
-    }
+    if (lock != -1)
+        close (lock);
     return self;
 
 failed:;
     int saved = errno;
-    self->is_path = false;      //  Nothing of ours to unlink
-    shmipc_listener_destroy (&self);
+    shmipc_listener_destroy (&self);    //  Unlinks our file, if we made one
+    if (lock != -1)
+        close (lock);                   //  Only then: nobody sees it half-made
     errno = saved;
     return NULL;
 }
@@ -231,7 +366,7 @@ shmipc_listener_destroy (shmipc_listener_t **self_p)
     assert (self_p);
     if (*self_p) {
         shmipc_listener_t *self = *self_p;
-        if (self->is_path) {
+        if (self->made_file) {
             //  Unlink only the file we made, not a successor's
             struct stat st;
             if (lstat (self->addr.sun_path, &st) == 0
@@ -311,7 +446,7 @@ shmipc_listener_set_mode (shmipc_listener_t *self, mode_t mode)
         errno = EINVAL;
         return -1;
     }
-    return chmod (self->addr.sun_path, mode);
+    return s_chmod_own_file (self, mode);
 }
 
 int
