@@ -58,8 +58,10 @@ SHMIPC_EXPORT zsock_t *
 //  then, if its linger is not 0, waits up to that long (for ever if -1)
 //  for what it still held to reach the shared-memory rings, then stops its
 //  actor. Nothing remains: no descriptor, mapping, socket file or thread.
-//  Use this instead of zsock_destroy for any socket passed to shmipc_*.
-//  Idempotent; nullifies the caller's reference.
+//  zsock_destroy and zmq_close do the same for such a socket (libshmipc
+//  interposes zmq_close; see docs/guide.md for when it cannot), and so
+//  does the exit of a program that left it open; this is the explicit
+//  form. Idempotent; nullifies the caller's reference.
 SHMIPC_EXPORT void
     shmipc_sock_destroy (zsock_t **self_p);
 
@@ -96,6 +98,14 @@ SHMIPC_EXPORT void
 //  Returns 0 or -1/EINVAL.
 SHMIPC_EXPORT int
     shmipc_set_capacity (zsock_t *self, size_t capacity);
+
+//  Set the largest ring, in bytes, that the socket's next shm:// binds and
+//  connects accept from a peer: the memory a peer can make us map and
+//  read. Default: 64 MiB or our own capacity, whichever is larger (see
+//  shmipc_channel_set_max_peer_capacity). A peer that offers more is
+//  refused, and logged in verbose mode. Returns 0 or -1/EINVAL.
+SHMIPC_EXPORT int
+    shmipc_set_max_peer_capacity (zsock_t *self, size_t capacity);
 
 //  Also let peers running as uid talk to the socket's next shm:// binds
 //  and connects: connect to it, or serve it. By default only our own

@@ -15,6 +15,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <sys/epoll.h>
 
 //  Frames at least this big go into pooled buffers, reused message after
 //  message instead of fresh (page-faulting) memory.
@@ -54,9 +55,16 @@ void __tsan_ignore_thread_end (void);
 
 struct _shmipc__peer_t {
     shmipc_channel_t *channel;      //  The shm channel; owned
-    zsock_t *bridge;                //  Stands in for the remote socket
-    void *handle;                   //  zsock_resolve (bridge)
+    void *bridge;                   //  Stands in for the remote socket (a
+                                    //  raw libzmq socket)
+    int bridge_type;                //  Its type (ZMQ_*)
     bool lent;                      //  The bridge belongs to the endpoint
+    int epfd;                       //  The actor's epoll set (not owned)
+    void *tag;                      //  Our entries' data.ptr in it
+    uint32_t channel_watch;         //  Events the channel's descriptor is
+                                    //  registered for (0: not registered)
+    bool channel_added;             //  The descriptor is in the set
+    int bridge_fd;                  //  The bridge's ZMQ_FD in the set, or -1
     shmipc__sockinfo_t info;        //  The user socket, as bind/connect saw it
     char *endpoint;                 //  Endpoint, for logs; owned
     s_state_t state;                //  See s_state_t
@@ -105,13 +113,74 @@ s_die_channel (shmipc__peer_t *self, const char *otherwise)
     return s_die (self, *reason ? reason : otherwise);
 }
 
+//  Return the bridge's type, from libzmq.
+static int
+s_socket_type (void *handle)
+{
+    int type = -1;
+    size_t size = sizeof type;
+    zmq_getsockopt (handle, ZMQ_TYPE, &type, &size);
+    return type;
+}
+
+//  Put the bridge's ZMQ_FD into the epoll set (once a bridge is ours to
+//  serve). ZMQ_FD tells only that the socket's state may have changed:
+//  process () ends with a ZMQ_EVENTS check, so it is never left readable.
+static int
+s_watch_bridge (shmipc__peer_t *self)
+{
+    if (!self->bridge || self->bridge_fd >= 0 || self->epfd < 0)
+        return 0;
+    int fd;
+    size_t size = sizeof fd;
+    if (zmq_getsockopt (self->bridge, ZMQ_FD, &fd, &size))
+        return -1;
+    struct epoll_event event = { .events = EPOLLIN, .data.ptr = self->tag };
+    if (epoll_ctl (self->epfd, EPOLL_CTL_ADD, fd, &event))
+        return -1;
+    self->bridge_fd = fd;
+    return 0;
+}
+
+//  Register the channel's descriptor for events (0: keep it in the set but
+//  ask for nothing, so that end of stream cannot keep waking us).
+static void
+s_watch_channel (shmipc__peer_t *self, uint32_t events)
+{
+    if (self->epfd < 0 || (self->channel_added && self->channel_watch == events))
+        return;
+    struct epoll_event event = { .events = events, .data.ptr = self->tag };
+    int fd = shmipc_channel_fd (self->channel);
+    if (epoll_ctl (self->epfd, self->channel_added ? EPOLL_CTL_MOD : EPOLL_CTL_ADD,
+                   fd, &event) == 0) {
+        self->channel_added = true;
+        self->channel_watch = events;
+    }
+}
+
+//  Take our descriptors out of the epoll set.
+static void
+s_unwatch (shmipc__peer_t *self)
+{
+    if (self->epfd < 0)
+        return;
+    if (self->channel_added)
+        epoll_ctl (self->epfd, EPOLL_CTL_DEL, shmipc_channel_fd (self->channel), NULL);
+    if (self->bridge_fd >= 0)
+        epoll_ctl (self->epfd, EPOLL_CTL_DEL, self->bridge_fd, NULL);
+    self->channel_added = false;
+    self->bridge_fd = -1;
+}
+
 shmipc__peer_t *
 shmipc__peer_new (int sock, int role, const shmipc__sockinfo_t *info,
-                  zsock_t *bridge, const char *endpoint)
+                  void *bridge, const char *endpoint, int epfd, void *tag)
 {
     shmipc__peer_t *self = (shmipc__peer_t *) zmalloc (sizeof *self);
     if (!self)
         return NULL;
+    self->epfd = -1;
+    self->bridge_fd = -1;
     self->info = *info;
     self->reason = "";
     self->endpoint = strdup (endpoint);
@@ -125,12 +194,19 @@ shmipc__peer_new (int sock, int role, const shmipc__sockinfo_t *info,
         goto failed;
     if (info->maxmsgsize)
         shmipc_channel_set_maxmsgsize (self->channel, info->maxmsgsize);
+    if (info->max_peer_capacity)
+        shmipc_channel_set_max_peer_capacity (self->channel, info->max_peer_capacity);
     self->deadline = shmipc_channel_deadline (self->channel);
     if (bridge) {
         self->bridge = bridge;
-        self->handle = zsock_resolve (bridge);
+        self->bridge_type = s_socket_type (bridge);
         self->lent = true;
     }
+    self->epfd = epfd;
+    self->tag = tag;
+    s_watch_channel (self, EPOLLIN);
+    if (epfd >= 0 && !self->channel_added)
+        goto failed;
     return self;
 
 failed:;
@@ -161,16 +237,25 @@ shmipc__peer_destroy (shmipc__peer_t **self_p)
         free (self->out_iov);
         free (self->in_frames);
         shmipc__pool_release (&self->pool);
+        if (self->channel)
+            s_unwatch (self);
         shmipc_channel_destroy (&self->channel);
         if (!self->lent)
-            zsock_destroy (&self->bridge);
+            shmipc__bridge_destroy (&self->bridge);
         free (self->endpoint);
         free (self);
         *self_p = NULL;
     }
 }
 
-zsock_t *
+//  Set an int option; returns 0 or -1.
+static int
+s_set_int (void *handle, int option, int value)
+{
+    return zmq_setsockopt (handle, option, &value, sizeof value);
+}
+
+void *
 shmipc__bridge_new (const shmipc__sockinfo_t *info,
                     const uint8_t *routing_id, size_t routing_id_size)
 {
@@ -179,31 +264,54 @@ shmipc__bridge_new (const shmipc__sockinfo_t *info,
         errno = EINVAL;
         return NULL;
     }
-    zsock_t *bridge = zsock_new (type);
-    if (!bridge)
+    //  czmq's context, where the user's socket lives (inproc needs one)
+    void *bridge = zmq_socket (zsys_init (), type);
+    if (!bridge) {
+        errno = zmq_errno ();
         return NULL;
-    void *handle = zsock_resolve (bridge);
+    }
     //  inproc gives the pipe to the user's socket the sum of both ends'
     //  high-water marks, and the user's end brings the user's own: the
-    //  bridge adds as little as it can (0 would lift the limit altogether)
-    zsock_set_sndhwm (bridge, 1);
-    zsock_set_rcvhwm (bridge, 1);
-    if (type == ZMQ_XPUB)
-        zsock_set_xpub_verboser (bridge, 1);    //  Pass every (un)subscribe on
+    //  bridge adds as little as it can (0 would lift the limit altogether).
+    //  Linger 0, as czmq gives its sockets by default.
+    int rc = s_set_int (bridge, ZMQ_LINGER, 0)
+          || s_set_int (bridge, ZMQ_SNDHWM, 1)
+          || s_set_int (bridge, ZMQ_RCVHWM, 1)
+          || (type == ZMQ_XPUB && s_set_int (bridge, ZMQ_XPUB_VERBOSER, 1));
     //  The user's socket sees the remote's routing id, as over the wire
-    if (routing_id_size
-    &&  zmq_setsockopt (handle, ZMQ_ROUTING_ID, routing_id, routing_id_size)) {
-        zsock_destroy (&bridge);
+    if (rc == 0 && routing_id_size
+    &&  zmq_setsockopt (bridge, ZMQ_ROUTING_ID, routing_id, routing_id_size)) {
+        shmipc__bridge_destroy (&bridge);
         errno = EPROTO;
         return NULL;
     }
-    if (zsock_connect (bridge, "%s", info->inproc)) {
+    if (rc || zmq_connect (bridge, info->inproc)) {
         int saved = zmq_errno ();
-        zsock_destroy (&bridge);
+        shmipc__bridge_destroy (&bridge);
         errno = saved;
         return NULL;
     }
     return bridge;
+}
+
+void
+shmipc__bridge_destroy (void **self_p)
+{
+    assert (self_p);
+    if (*self_p) {
+        zmq_close (*self_p);
+        *self_p = NULL;
+    }
+}
+
+int
+shmipc__bridge_events (void *self)
+{
+    int events = 0;
+    size_t size = sizeof events;
+    if (zmq_getsockopt (self, ZMQ_EVENTS, &events, &size))
+        return 0;
+    return events;
 }
 
 int64_t
@@ -220,33 +328,20 @@ shmipc__peer_deadline (shmipc__peer_t *self)
 static bool
 s_bridge_reads (shmipc__peer_t *self)
 {
-    return zsock_type (self->bridge) != ZMQ_PUSH;
+    return self->bridge_type != ZMQ_PUSH;
 }
 
-int
-shmipc__peer_pollitems (shmipc__peer_t *self, zmq_pollitem_t *items)
+//  The bridge events we wait for: room for the held message, or input
+//  when there is room in the ring for it.
+static int
+s_bridge_wanted (shmipc__peer_t *self)
 {
-    assert (self);
-    if (self->state == S_DEAD)
-        return 0;
-    int count = 0;
-    //  The channel's descriptor brings WAKEs, control records and end of
-    //  stream. While a message waits for the bridge we must not read the
-    //  channel, so we skip the descriptor (unless we also wait for ring
-    //  space): after end of stream it would stay readable and spin us.
-    if (self->state != S_ACTIVE || self->in_count == 0 || self->out_count)
-        items [count++] = (zmq_pollitem_t) {
-            .fd = shmipc_channel_fd (self->channel), .events = ZMQ_POLLIN };
-    if (self->state == S_ACTIVE && self->bridge) {
-        short events = 0;
-        if (self->in_count)
-            events |= ZMQ_POLLOUT;      //  Room for the held message
-        if (!self->out_count && s_bridge_reads (self))
-            events |= ZMQ_POLLIN;       //  Room in the ring: read the bridge
-        if (events)
-            items [count++] = (zmq_pollitem_t) { .socket = self->handle, .events = events };
-    }
-    return count;
+    int events = 0;
+    if (self->in_count)
+        events |= ZMQ_POLLOUT;
+    if (!self->out_count && s_bridge_reads (self))
+        events |= ZMQ_POLLIN;
+    return events;
 }
 
 //  Send our greeting once the channel is ready.
@@ -295,10 +390,17 @@ s_accept_greeting (shmipc__peer_t *self)
     if (!self->bridge) {
         self->bridge = shmipc__bridge_new (&self->info, greeting.routing_id,
                                            greeting.routing_id_size);
-        if (!self->bridge)
+        if (!self->bridge) {
+            //  At the socket or descriptor limit: refuse this one, serve
+            //  the others
+            shmipc__log ("%s: no bridge socket for peer '%s': %s", self->endpoint,
+                         shmipc_channel_peer_name (self->channel), zmq_strerror (errno));
             return s_die (self, "could not create the bridge socket");
-        self->handle = zsock_resolve (self->bridge);
+        }
+        self->bridge_type = s_socket_type (self->bridge);
     }
+    if (s_watch_bridge (self))
+        return s_die (self, "could not watch the bridge socket");
     self->state = S_ACTIVE;
     self->deadline = -1;
     shmipc__log ("%s: peer '%s' (%s) connected", self->endpoint,
@@ -369,7 +471,7 @@ s_send_in (shmipc__peer_t *self)
     while (self->in_next < self->in_count) {
         size_t index = self->in_next;
         int flags = ZMQ_DONTWAIT | (index + 1 < self->in_count ? ZMQ_SNDMORE : 0);
-        if (zmq_msg_send (&self->in_frames [index], self->handle, flags) == -1) {
+        if (zmq_msg_send (&self->in_frames [index], self->bridge, flags) == -1) {
             //  Only the first frame can meet a full pipe: once it went, the
             //  rest of the message always goes
             errno = zmq_errno () == EAGAIN && index > 0 ? EPROTO : zmq_errno ();
@@ -422,7 +524,7 @@ s_read_out (shmipc__peer_t *self)
             return -1;
         zmq_msg_t *frame = &self->out [count];
         zmq_msg_init (frame);
-        if (zmq_msg_recv (frame, self->handle, ZMQ_DONTWAIT) == -1) {
+        if (zmq_msg_recv (frame, self->bridge, ZMQ_DONTWAIT) == -1) {
             int saved = zmq_errno ();
             zmq_msg_close (frame);
             s_close_frames (self->out, 0, count);
@@ -430,11 +532,15 @@ s_read_out (shmipc__peer_t *self)
             errno = count ? EPROTO : saved;
             return -1;
         }
-        self->out_iov [count].iov_base = zmq_msg_data (frame);
-        self->out_iov [count].iov_len = zmq_msg_size (frame);
         count++;
         if (!zmq_msg_more (frame))
             break;
+    }
+    //  Only now: libzmq keeps small frames inside the zmq_msg_t itself, so
+    //  their data moves whenever the array grows (s_reserve)
+    for (size_t index = 0; index < count; index++) {
+        self->out_iov [index].iov_base = zmq_msg_data (&self->out [index]);
+        self->out_iov [index].iov_len = zmq_msg_size (&self->out [index]);
     }
     self->out_count = count;
     return 0;
@@ -480,7 +586,7 @@ s_pump_out (shmipc__peer_t *self, int batch)
 }
 
 int
-shmipc__peer_process (shmipc__peer_t *self, const zmq_pollitem_t *items, int batch)
+shmipc__peer_process (shmipc__peer_t *self, int batch)
 {
     assert (self);
     if (self->state == S_DEAD)
@@ -518,6 +624,17 @@ shmipc__peer_process (shmipc__peer_t *self, const zmq_pollitem_t *items, int bat
     ||  ((events & SHMIPC_POLLOUT) && self->out_count)
     ||  (events & SHMIPC_POLLERR))
         return 1;
+    //  The channel's descriptor brings WAKEs, control records and end of
+    //  stream. While a message waits for the bridge we must not read the
+    //  channel, so we stop watching it (unless we also wait for ring
+    //  space): after end of stream it would stay readable and spin us.
+    s_watch_channel (self, self->state != S_ACTIVE || self->in_count == 0
+                           || self->out_count ? EPOLLIN : 0);
+    //  And the bridge's events last of all, for the same reason as the
+    //  channel's: after them, any change signals its ZMQ_FD
+    if (self->state == S_ACTIVE && self->bridge
+    &&  (shmipc__bridge_events (self->bridge) & s_bridge_wanted (self)))
+        return 1;
     return 0;
 }
 
@@ -535,7 +652,7 @@ shmipc__peer_spin (shmipc__peer_t *self)
     if (self->out_count && (events & SHMIPC_POLLOUT))
         return true;
     //  The bridge: ZMQ_EVENTS also runs its pending commands
-    int bridge = zsock_events (self->bridge);
+    int bridge = shmipc__bridge_events (self->bridge);
     if (self->in_count && (bridge & ZMQ_POLLOUT))
         return true;
     return !self->out_count && s_bridge_reads (self) && (bridge & ZMQ_POLLIN);
@@ -549,7 +666,7 @@ shmipc__peer_idle (shmipc__peer_t *self)
     //  messages for it
     if (self->state == S_DEAD || !self->bridge)
         return true;
-    return self->out_count == 0 && !(zsock_events (self->bridge) & ZMQ_POLLIN);
+    return self->out_count == 0 && !(shmipc__bridge_events (self->bridge) & ZMQ_POLLIN);
 }
 
 const char *

@@ -4,9 +4,15 @@
     socket next to the user's socket
 
     Owns: its channel, and its bridge unless the bridge was lent by a
-    connecting endpoint (see shmipc__bridge_persists). Moves whole messages
-    both ways without ever queueing more than one per direction: when the
-    far side is full, it holds that one and stops reading.
+    connecting endpoint (see shmipc__bridge_persists), and its entries in
+    the actor's epoll set. Moves whole messages both ways without ever
+    queueing more than one per direction: when the far side is full, it
+    holds that one and stops reading.
+
+    The bridge is a raw libzmq socket (void *) of czmq's context, not a
+    zsock_t: zsock_new asserts when libzmq refuses a socket (at the
+    context's socket limit or out of descriptors), and a peer must never be
+    able to make us abort.
     =========================================================================
 */
 
@@ -30,6 +36,10 @@ typedef struct {
     size_t capacity;                //  Ring bytes for our side
     size_t maxmsgsize;              //  Its ZMQ_MAXMSGSIZE, 0 for none; over
                                     //  shm:// it bounds whole messages
+    size_t max_peer_capacity;       //  Largest ring we map from a peer (0:
+                                    //  the channel's default)
+    bool immediate;                 //  Its ZMQ_IMMEDIATE: queue nothing
+                                    //  for a connection that is not up
 } shmipc__sockinfo_t;
 
 //  Counters kept per peer.
@@ -42,12 +52,16 @@ typedef struct {
 } shmipc__peer_stats_t;
 
 //  Start a peer over a connected socket (taken on success). bridge, if not
-//  NULL, is a persistent bridge lent by the endpoint. Returns NULL/errno.
+//  NULL, is a persistent bridge lent by the endpoint. The peer keeps its
+//  descriptors (channel, bridge's ZMQ_FD) in the epoll set epfd, with
+//  data.ptr = tag, as its state needs them: the caller learns only that
+//  tag is ready, and calls shmipc__peer_process. Returns NULL/errno.
 shmipc__peer_t *
     shmipc__peer_new (int sock, int role, const shmipc__sockinfo_t *info,
-                      zsock_t *bridge, const char *endpoint);
+                      void *bridge, const char *endpoint, int epfd, void *tag);
 
-//  Close the channel and the bridge (unless lent). Idempotent.
+//  Close the channel and the bridge (unless lent), after taking them out of
+//  the epoll set. Idempotent.
 void
     shmipc__peer_destroy (shmipc__peer_t **self_p);
 
@@ -56,18 +70,14 @@ void
 int64_t
     shmipc__peer_deadline (shmipc__peer_t *self);
 
-//  Add this peer's poll items to items (room for 2); return how many.
-int
-    shmipc__peer_pollitems (shmipc__peer_t *self, zmq_pollitem_t *items);
-
 //  Do whatever can be done now without waiting, at most batch messages
-//  each way. revents are from the items of shmipc__peer_pollitems, or 0
-//  when called without polling. Returns 1 if work is left (call again
-//  without waiting), 0 if it must wait for its poll items, or -1 when the
-//  peer is finished (closed, broken or refused): destroy it.
+//  each way. Returns 1 if work is left (call again without waiting), 0 if
+//  it must wait for its descriptors (the epoll set now says which: the
+//  last calls on the channel and the bridge were their events checks, so
+//  no wake-up is lost), or -1 when the peer is finished (closed, broken or
+//  refused): destroy it.
 int
-    shmipc__peer_process (shmipc__peer_t *self, const zmq_pollitem_t *items,
-                          int batch);
+    shmipc__peer_process (shmipc__peer_t *self, int batch);
 
 //  Look, without system calls on the channel's side, whether the peer has
 //  work: a message in the ring to pass on, room for the message it holds,
@@ -116,10 +126,22 @@ void
 bool
     shmipc__peer_active (shmipc__peer_t *self);
 
-//  Create the bridge socket for a user socket described by info, with the
-//  remote's routing id (may be NULL), connected to the user's socket.
-zsock_t *
+//  Create the bridge socket (a raw libzmq socket in czmq's context) for a
+//  user socket described by info, with the remote's routing id (may be
+//  NULL), connected to the user's socket. Returns NULL with errno (EMFILE
+//  at the context's socket limit or the descriptor limit) instead of
+//  asserting as zsock_new would.
+void *
     shmipc__bridge_new (const shmipc__sockinfo_t *info,
                         const uint8_t *routing_id, size_t routing_id_size);
+
+//  Close a bridge made by shmipc__bridge_new. Nullifies the reference.
+void
+    shmipc__bridge_destroy (void **self_p);
+
+//  Return the bridge's ZMQ_EVENTS (0 on error). Like every ZMQ_EVENTS
+//  call, it also runs the socket's pending commands.
+int
+    shmipc__bridge_events (void *self);
 
 #endif

@@ -6,6 +6,20 @@
     user's: we bind it once to its inproc endpoint, in the caller's thread,
     and the actor's bridge sockets connect there. Every other scheme goes to
     czmq unchanged.
+
+    Careless users are served too:
+      - plain zsock_destroy (or zmq_close) on a socket with shm://
+        endpoints: libshmipc defines zmq_close, which czmq's and the
+        program's calls reach before libzmq's (libshmipc comes before
+        libzmq in the link order pkg-config gives); it stops the socket's
+        actor as shmipc_sock_destroy would, then calls libzmq's. So a
+        closed socket never leaves a registry entry that a new socket at
+        the same address could pick up;
+      - returning from main with live shm:// sockets: an exit handler,
+        registered after czmq's and so run before it, stops every actor
+        (honouring each socket's linger) before czmq closes what is left;
+      - signals: commands to the actor are retried on EINTR, and every
+        reply is waited for, so a reply always belongs to its command.
     =========================================================================
 */
 
@@ -13,18 +27,28 @@
 #include "greeting.h"
 #include "util.h"
 
+#include <dlfcn.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <sys/resource.h>
 
 #define S_DEFAULT_CAPACITY  (1UL << 20)
+
+//  libzmq's own socket limit (ZMQ_SOCKET_LIMIT with epoll): every shm://
+//  connection needs a bridge socket, so czmq's default of 1,024 would cap
+//  a server at about a thousand connections.
+#define S_SOCKET_LIMIT      65535
 
 //  What we keep about one user socket.
 typedef struct _s_entry_t {
     zsock_t *sock;                  //  The user's socket (not owned)
+    void *handle;                   //  Its libzmq socket
     zactor_t *actor;                //  Its actor; owned
     char inproc [64];               //  Its private inproc endpoint
     bool bound;                     //  The socket is bound to it
     size_t capacity;                //  Ring bytes for new connections
+    size_t max_peer_capacity;       //  Largest peer ring accepted (0: the
+                                    //  channel's default)
     char uids [16 * 11];            //  Extra uids allowed, comma-separated
     size_t nuids;                   //  How many
     struct _s_entry_t *next;        //  Next in the registry
@@ -33,6 +57,30 @@ typedef struct _s_entry_t {
 static pthread_mutex_t s_lock = PTHREAD_MUTEX_INITIALIZER;
 static s_entry_t *s_entries = NULL;     //  The registry
 static unsigned s_counter = 0;          //  For unique inproc names
+static bool s_exit_handler = false;     //  s_at_exit is registered
+
+static void s_at_exit (void);
+
+//  Let czmq's context hold as many sockets as libzmq allows, or as the
+//  descriptor limit could ever allow, whichever is less, unless the user
+//  chose (ZSYS_MAX_SOCKETS). czmq reads it when it makes its context, at
+//  the program's first socket: we run before main, so before that. Too
+//  late if libshmipc is loaded after czmq made its context (dlopen).
+__attribute__ ((constructor)) static void
+s_raise_socket_limit (void)
+{
+    if (getenv ("ZSYS_MAX_SOCKETS"))
+        return;
+    struct rlimit limit;
+    rlim_t max = S_SOCKET_LIMIT;
+    if (getrlimit (RLIMIT_NOFILE, &limit) == 0 && limit.rlim_max < max)
+        max = limit.rlim_max;
+    if (max <= 1024)
+        return;                 //  czmq's default is as good
+    char value [16];
+    snprintf (value, sizeof value, "%u", (unsigned) max);
+    setenv ("ZSYS_MAX_SOCKETS", value, 0);
+}
 
 //  Return the entry for sock, or NULL. Caller holds s_lock.
 static s_entry_t *
@@ -58,6 +106,7 @@ s_require (zsock_t *sock, bool bind)
         entry = (s_entry_t *) zmalloc (sizeof *entry);
         if (entry) {
             entry->sock = sock;
+            entry->handle = zsock_resolve (sock);
             entry->capacity = S_DEFAULT_CAPACITY;
             snprintf (entry->inproc, sizeof entry->inproc, "inproc://shmipc-%d-%u",
                       (int) getpid (), s_counter++);
@@ -71,6 +120,10 @@ s_require (zsock_t *sock, bool bind)
         if (entry) {
             entry->next = s_entries;
             s_entries = entry;
+            //  After czmq's own handler (our socket exists, so czmq has
+            //  registered it): ours runs first, while czmq still works
+            if (!s_exit_handler && atexit (s_at_exit) == 0)
+                s_exit_handler = true;
         }
     }
     //  zmq_bind, not zsock_bind: zsock_endpoint stays the user's
@@ -86,14 +139,15 @@ s_require (zsock_t *sock, bool bind)
     return entry;
 }
 
-//  Remove and return the entry for sock, or NULL.
+//  Remove and return the entry for sock (or, if sock is NULL, for the
+//  libzmq socket handle), or NULL.
 static s_entry_t *
-s_remove (zsock_t *sock)
+s_remove (zsock_t *sock, void *handle)
 {
     pthread_mutex_lock (&s_lock);
     s_entry_t *found = NULL;
     for (s_entry_t **link = &s_entries; *link; link = &(*link)->next)
-        if ((*link)->sock == sock) {
+        if (sock ? (*link)->sock == sock : (*link)->handle == handle) {
             found = *link;
             *link = found->next;
             break;
@@ -102,16 +156,42 @@ s_remove (zsock_t *sock)
     return found;
 }
 
+//  Wait for the actor's signal, through signals (EINTR): its reply must
+//  never be left for the next command to read. Returns the status, or -1
+//  with errno if the context is terminating.
+static int
+s_wait_signal (zactor_t *actor)
+{
+    while (true) {
+        int status = zsock_wait (actor);
+        if (status >= 0)
+            return status;
+        if (zmq_errno () != EINTR) {
+            errno = zmq_errno ();
+            return -1;
+        }
+    }
+}
+
 //  Wait for the actor's signal; turn a non-zero status into -1/errno.
 static int
 s_wait (s_entry_t *entry)
 {
-    int status = zsock_wait (entry->actor);
-    if (status == 0)
-        return 0;
-    errno = status > 0 ? status : EINTR;
+    int status = s_wait_signal (entry->actor);
+    if (status <= 0)
+        return status;
+    errno = status;
     return -1;
 }
+
+//  Send a command (a zsock_send picture and its arguments), retried while
+//  a signal interrupts it: an interrupted send sent nothing (libzmq checks
+//  the high-water mark on a message's first frame only).
+#define S_SEND(actor, ...)                                                  \
+    do {                                                                    \
+        if (zsock_send ((actor), __VA_ARGS__) == 0)                         \
+            break;                                                          \
+    } while (zmq_errno () == EINTR)
 
 //  Send BIND or CONNECT with a snapshot of the user socket's options,
 //  taken here, in the user's thread.
@@ -139,12 +219,13 @@ s_attach (zsock_t *self, const char *command, const char *endpoint)
     size_t maxmsgsize_size = sizeof maxmsgsize;
     if (zmq_getsockopt (handle, ZMQ_MAXMSGSIZE, &maxmsgsize, &maxmsgsize_size))
         maxmsgsize = -1;
-    zsock_send (entry->actor, "sssbiiiii88s", command, endpoint, entry->inproc,
-                routing_id, routing_id_size, zsock_type (self),
-                zsock_sndhwm (self), zsock_rcvhwm (self),
-                zsock_reconnect_ivl (self), zsock_reconnect_ivl_max (self),
-                (uint64_t) entry->capacity,
-                (uint64_t) (maxmsgsize > 0 ? maxmsgsize : 0), entry->uids);
+    S_SEND (entry->actor, "sssbiiiiii888s", command, endpoint, entry->inproc,
+            routing_id, routing_id_size, zsock_type (self),
+            zsock_sndhwm (self), zsock_rcvhwm (self),
+            zsock_reconnect_ivl (self), zsock_reconnect_ivl_max (self),
+            zsock_immediate (self), (uint64_t) entry->capacity,
+            (uint64_t) (maxmsgsize > 0 ? maxmsgsize : 0),
+            (uint64_t) entry->max_peer_capacity, entry->uids);
     if (s_wait (entry))
         return -1;
     //  The actor may have connected a bridge: attach it now, in the user's
@@ -165,7 +246,7 @@ s_detach (zsock_t *self, const char *command, const char *endpoint)
         errno = ENOENT;
         return -1;
     }
-    zstr_sendx (entry->actor, command, endpoint, NULL);
+    S_SEND (entry->actor, "ss", command, endpoint);
     return s_wait (entry);
 }
 
@@ -324,31 +405,104 @@ shmipc_sock_new (int type, const char *endpoints)
     return self;
 }
 
+//  Return libzmq's zmq_close, behind ours (NULL if it cannot be found).
+static int (*s_real_close (void)) (void *)
+{
+    static int (*real) (void *) = NULL;
+    if (!real)
+        real = (int (*) (void *)) dlsym (RTLD_NEXT, "zmq_close");
+    return real;
+}
+
+//  Stopping an actor takes two steps around closing the user's socket.
+//  First: no new bridge may connect to the socket's inproc endpoint once
+//  the socket is gone (libzmq would keep it waiting). The entry is out of
+//  the registry already.
+static void
+s_stop_begin (s_entry_t *entry)
+{
+    S_SEND (entry->actor, "s", "STOP");
+    s_wait_signal (entry->actor);
+}
+
+//  Then, once the user's socket is closed (with a linger, what it still
+//  held has flowed into the bridges), let the actor move that into the
+//  rings for up to linger ms, stop it and free the entry.
+static void
+s_stop_end (s_entry_t *entry, int linger)
+{
+    if (linger != 0) {
+        S_SEND (entry->actor, "si", "LINGER", linger);
+        s_wait_signal (entry->actor);
+    }
+    zactor_destroy (&entry->actor);
+    free (entry);
+}
+
+//  Return the socket's ZMQ_LINGER.
+static int
+s_linger (void *handle)
+{
+    int linger = 0;
+    size_t size = sizeof linger;
+    if (zmq_getsockopt (handle, ZMQ_LINGER, &linger, &size))
+        linger = 0;
+    return linger;
+}
+
+//  Ours stands before libzmq's: a socket closed without
+//  shmipc_sock_destroy (zsock_destroy, zmq_close) has its actor stopped.
+SHMIPC_EXPORT int
+zmq_close (void *handle)
+{
+    int (*real_close) (void *) = s_real_close ();
+    if (!real_close) {
+        errno = ENOSYS;
+        return -1;
+    }
+    s_entry_t *entry = handle ? s_remove (NULL, handle) : NULL;
+    if (!entry)
+        return real_close (handle);
+    int linger = s_linger (handle);
+    s_stop_begin (entry);
+    int rc = real_close (handle);
+    s_stop_end (entry, linger);
+    return rc;
+}
+
+//  At exit, before czmq's handler: stop every actor still running, so that
+//  czmq does not close their pipes under them. The user's sockets stay for
+//  czmq to close, as it does with any socket left open.
+static void
+s_at_exit (void)
+{
+    while (true) {
+        pthread_mutex_lock (&s_lock);
+        s_entry_t *entry = s_entries;
+        if (entry)
+            s_entries = entry->next;
+        pthread_mutex_unlock (&s_lock);
+        if (!entry)
+            break;
+        int linger = s_linger (entry->handle);
+        s_stop_begin (entry);
+        s_stop_end (entry, linger);
+    }
+}
+
 void
 shmipc_sock_destroy (zsock_t **self_p)
 {
     assert (self_p);
     if (*self_p) {
         zsock_t *self = *self_p;
-        s_entry_t *entry = s_remove (self);
+        s_entry_t *entry = s_remove (self, NULL);
         int linger = zsock_linger (self);
-        //  No new bridge may connect to the socket's inproc endpoint once
-        //  the socket is gone (libzmq would keep it waiting): stop first
-        if (entry) {
-            zstr_send (entry->actor, "STOP");
-            zsock_wait (entry->actor);
-        }
-        //  Close the user's socket first: with a linger, what it still holds
-        //  flows into the bridges, and the actor moves it into the rings
+        if (entry)
+            s_stop_begin (entry);
         zsock_destroy (self_p);
-        if (entry) {
-            if (linger != 0) {
-                zsock_send (entry->actor, "si", "LINGER", linger);
-                zsock_wait (entry->actor);
-            }
-            zactor_destroy (&entry->actor);
-            free (entry);
-        }
+        if (entry)
+            s_stop_end (entry, linger);
     }
 }
 
@@ -364,6 +518,21 @@ shmipc_set_capacity (zsock_t *self, size_t capacity)
     if (!entry)
         return -1;
     entry->capacity = capacity;
+    return 0;
+}
+
+int
+shmipc_set_max_peer_capacity (zsock_t *self, size_t capacity)
+{
+    assert (self);
+    if (capacity < SHMIPC_RING_MIN || capacity > SHMIPC_RING_MAX) {
+        errno = EINVAL;
+        return -1;
+    }
+    s_entry_t *entry = s_require (self, false);
+    if (!entry)
+        return -1;
+    entry->max_peer_capacity = capacity;
     return 0;
 }
 
@@ -404,8 +573,11 @@ shmipc_sock_stats (zsock_t *self, shmipc_stats_t *stats)
     zactor_t *actor = shmipc_sock_actor (self);
     if (!actor)
         return 0;               //  No shm:// endpoint: nothing to count
-    zstr_send (actor, "STATS");
-    zmsg_t *reply = zmsg_recv (actor);
+    S_SEND (actor, "s", "STATS");
+    zmsg_t *reply;
+    do
+        reply = zmsg_recv (actor);
+    while (!reply && zmq_errno () == EINTR);
     char *head = reply ? zmsg_popstr (reply) : NULL;
     char *totals = reply ? zmsg_popstr (reply) : NULL;
     int rc = -1;
