@@ -51,13 +51,20 @@ typedef struct _s_entry_t {
                                     //  channel's default)
     char uids [16 * 11];            //  Extra uids allowed, comma-separated
     size_t nuids;                   //  How many
-    struct _s_entry_t *next;        //  Next in the registry
+    int linger;                     //  Closed: its ZMQ_LINGER, for the reaper
+    struct _s_entry_t *next;        //  Next in the registry, or in the
+                                    //  reaper's queue
 } s_entry_t;
 
 static pthread_mutex_t s_lock = PTHREAD_MUTEX_INITIALIZER;
 static s_entry_t *s_entries = NULL;     //  The registry
 static unsigned s_counter = 0;          //  For unique inproc names
 static bool s_exit_handler = false;     //  s_at_exit is registered
+static s_entry_t *s_closed = NULL;      //  Closed sockets' actors, queued
+                                        //  for the reaper
+static bool s_reaping = false;          //  The reaper thread runs
+static pthread_cond_t s_reaped = PTHREAD_COND_INITIALIZER;
+                                        //  Signalled when it ends
 
 static void s_at_exit (void);
 
@@ -100,42 +107,49 @@ s_find (zsock_t *sock)
 static s_entry_t *
 s_require (zsock_t *sock, bool bind)
 {
+    //  s_lock is never held across a czmq call: czmq calls our zmq_close
+    //  with its own lock held, and ours takes s_lock
     pthread_mutex_lock (&s_lock);
     s_entry_t *entry = s_find (sock);
+    pthread_mutex_unlock (&s_lock);
     if (!entry) {
+        //  Only the socket's own thread may use it, so nobody adds an
+        //  entry for it meanwhile
         entry = (s_entry_t *) zmalloc (sizeof *entry);
-        if (entry) {
-            entry->sock = sock;
-            entry->handle = zsock_resolve (sock);
-            entry->capacity = S_DEFAULT_CAPACITY;
-            snprintf (entry->inproc, sizeof entry->inproc, "inproc://shmipc-%d-%u",
-                      (int) getpid (), s_counter++);
-            entry->actor = zactor_new (shmipc_actor, NULL);
-            if (!entry->actor) {
-                free (entry);
-                entry = NULL;
-                errno = ENOMEM;
-            }
+        if (!entry) {
+            errno = ENOMEM;
+            return NULL;
         }
-        if (entry) {
-            entry->next = s_entries;
-            s_entries = entry;
-            //  After czmq's own handler (our socket exists, so czmq has
-            //  registered it): ours runs first, while czmq still works
-            if (!s_exit_handler && atexit (s_at_exit) == 0)
-                s_exit_handler = true;
+        entry->sock = sock;
+        entry->handle = zsock_resolve (sock);
+        entry->capacity = S_DEFAULT_CAPACITY;
+        entry->actor = zactor_new (shmipc_actor, NULL);
+        if (!entry->actor) {
+            free (entry);
+            errno = ENOMEM;
+            return NULL;
         }
+        pthread_mutex_lock (&s_lock);
+        snprintf (entry->inproc, sizeof entry->inproc, "inproc://shmipc-%d-%u",
+                  (int) getpid (), s_counter++);
+        entry->next = s_entries;
+        s_entries = entry;
+        //  After czmq's own handler (our socket exists, so czmq has
+        //  registered it): ours runs first, while czmq still works
+        bool handler = !s_exit_handler;
+        s_exit_handler = true;
+        pthread_mutex_unlock (&s_lock);
+        if (handler)
+            atexit (s_at_exit);
     }
     //  zmq_bind, not zsock_bind: zsock_endpoint stays the user's
-    if (entry && bind && !entry->bound) {
-        if (zmq_bind (zsock_resolve (sock), entry->inproc) == 0)
-            entry->bound = true;
-        else {
+    if (bind && !entry->bound) {
+        if (zmq_bind (entry->handle, entry->inproc)) {
             errno = zmq_errno ();
-            entry = NULL;
+            return NULL;
         }
+        entry->bound = true;
     }
-    pthread_mutex_unlock (&s_lock);
     return entry;
 }
 
@@ -450,8 +464,34 @@ s_linger (void *handle)
     return linger;
 }
 
+//  The reaper: lingers and destroys the actors of sockets closed with
+//  zmq_close, one after another, then ends.
+static void *
+s_reaper (void *args)
+{
+    while (true) {
+        pthread_mutex_lock (&s_lock);
+        s_entry_t *entry = s_closed;
+        if (entry)
+            s_closed = entry->next;
+        else {
+            s_reaping = false;
+            pthread_cond_broadcast (&s_reaped);
+        }
+        pthread_mutex_unlock (&s_lock);
+        if (!entry)
+            return NULL;
+        s_stop_end (entry, entry->linger);
+    }
+}
+
 //  Ours stands before libzmq's: a socket closed without
 //  shmipc_sock_destroy (zsock_destroy, zmq_close) has its actor stopped.
+//  czmq calls this with its own lock held, which zactor_destroy takes: so
+//  the STOP happens here (no new bridge, listeners and their socket files
+//  gone, the endpoint free again at once), and the linger and the actor's
+//  end in a short-lived thread, as libzmq lingers in the background after
+//  zmq_close. The exit handler waits for that thread.
 SHMIPC_EXPORT int
 zmq_close (void *handle)
 {
@@ -463,10 +503,28 @@ zmq_close (void *handle)
     s_entry_t *entry = handle ? s_remove (NULL, handle) : NULL;
     if (!entry)
         return real_close (handle);
-    int linger = s_linger (handle);
+    entry->linger = s_linger (handle);
     s_stop_begin (entry);
     int rc = real_close (handle);
-    s_stop_end (entry, linger);
+    pthread_mutex_lock (&s_lock);
+    entry->next = s_closed;
+    s_closed = entry;
+    bool start = !s_reaping;
+    s_reaping = true;
+    pthread_mutex_unlock (&s_lock);
+    if (start) {
+        pthread_t thread;
+        pthread_attr_t attr;
+        pthread_attr_init (&attr);
+        pthread_attr_setdetachstate (&attr, PTHREAD_CREATE_DETACHED);
+        if (pthread_create (&thread, &attr, s_reaper, NULL)) {
+            //  No thread: the next call that can wait does the work
+            pthread_mutex_lock (&s_lock);
+            s_reaping = false;
+            pthread_mutex_unlock (&s_lock);
+        }
+        pthread_attr_destroy (&attr);
+    }
     return rc;
 }
 
@@ -476,6 +534,12 @@ zmq_close (void *handle)
 static void
 s_at_exit (void)
 {
+    //  Sockets closed already: finish their actors, or wait for the reaper
+    pthread_mutex_lock (&s_lock);
+    while (s_reaping)
+        pthread_cond_wait (&s_reaped, &s_lock);
+    pthread_mutex_unlock (&s_lock);
+    s_reaper (NULL);
     while (true) {
         pthread_mutex_lock (&s_lock);
         s_entry_t *entry = s_entries;
