@@ -171,6 +171,8 @@ typedef struct {
     s_link_t *closed;               //  Links closed this turn, freed at
                                     //  its end; owned
     uint64_t turn;                  //  Turn counter (s_link_t.queued)
+    bool ran;                       //  This turn's links have run: what is
+                                    //  queued now runs next turn
     s_totals_t totals;              //  Counters
     int64_t linger_until;           //  LINGER deadline (-1: none pending;
                                     //  -2: no limit)
@@ -292,14 +294,18 @@ s_id_taken (void *arg, const uint8_t *id, size_t size)
     return false;
 }
 
-//  Queue link to be processed this turn (once).
+//  Queue link to be processed this turn (once), or next turn (queue is
+//  self->next, or this turn's links have run already).
 static void
 s_queue (self_t *self, s_link_t *link, s_array_t *queue)
 {
-    if (link->closed || link->queued == self->turn + (queue == &self->next))
+    if (self->ran)
+        queue = &self->next;
+    uint64_t turn = self->turn + (queue == &self->next);
+    if (link->closed || link->queued == turn)
         return;
     if (s_array_push (queue, link) == 0)
-        link->queued = self->turn + (queue == &self->next);
+        link->queued = turn;
 }
 
 //  Start a connection over sock (taken) for endpoint. Returns 0, or -1 (the
@@ -979,6 +985,7 @@ s_self_run (self_t *self)
     while (!self->terminated) {
         //  This turn runs the links queued for it (queued == turn)
         self->turn++;
+        self->ran = false;
         //  Spin in a conversation only (messages both ways lately): a
         //  one-way stream is better served by sleeping, which leaves the
         //  cores to the threads that produce and consume it
@@ -1016,6 +1023,7 @@ s_self_run (self_t *self)
         //  in it too
         for (size_t index = 0; index < self->run.count; index++)
             s_process (self, S_LINK (&self->run, index));
+        self->ran = true;
         //  The pipe: ZMQ_EVENTS last, after every use of it, so that its
         //  ZMQ_FD signals whatever comes next
         self->pipe_dirty = false;
