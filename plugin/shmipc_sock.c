@@ -68,6 +68,22 @@ static pthread_cond_t s_reaped = PTHREAD_COND_INITIALIZER;
 
 static void s_at_exit (void);
 
+//  In a child after fork: the actors (threads) did not come along, nor did
+//  czmq's context, which czmq makes anew (registering its exit handler
+//  again, after ours): forget the parent's entries, and register our
+//  handler again at the child's first shm:// socket, so it still runs
+//  before czmq's. The parent's sockets are not the child's to close.
+static void
+s_forget_after_fork (void)
+{
+    s_entries = NULL;
+    s_closed = NULL;
+    s_reaping = false;
+    s_exit_handler = false;
+    pthread_mutex_init (&s_lock, NULL);
+    pthread_cond_init (&s_reaped, NULL);
+}
+
 //  Let czmq's context hold as many sockets as libzmq allows, or as the
 //  descriptor limit could ever allow, whichever is less, unless the user
 //  chose (ZSYS_MAX_SOCKETS). czmq reads it when it makes its context, at
@@ -76,6 +92,7 @@ static void s_at_exit (void);
 __attribute__ ((constructor)) static void
 s_raise_socket_limit (void)
 {
+    pthread_atfork (NULL, NULL, s_forget_after_fork);
     if (getenv ("ZSYS_MAX_SOCKETS"))
         return;
     struct rlimit limit;
@@ -419,13 +436,20 @@ shmipc_sock_new (int type, const char *endpoints)
     return self;
 }
 
+static int (*s_real_close_fn) (void *) = NULL;    //  libzmq's zmq_close
+static pthread_once_t s_real_close_once = PTHREAD_ONCE_INIT;
+
+static void
+s_find_real_close (void)
+{
+    s_real_close_fn = (int (*) (void *)) dlsym (RTLD_NEXT, "zmq_close");
+}
+
 //  Return libzmq's zmq_close, behind ours (NULL if it cannot be found).
 static int (*s_real_close (void)) (void *)
 {
-    static int (*real) (void *) = NULL;
-    if (!real)
-        real = (int (*) (void *)) dlsym (RTLD_NEXT, "zmq_close");
-    return real;
+    pthread_once (&s_real_close_once, s_find_real_close);
+    return s_real_close_fn;
 }
 
 //  Stopping an actor takes two steps around closing the user's socket.
