@@ -88,8 +88,32 @@ SHMIPC_EXPORT int
 SHMIPC_EXPORT int
     shmipc_attach (zsock_t *self, const char *endpoints, bool serverish);
 
-//  The actor task behind each socket's shm:// endpoints; see the command
-//  protocol in docs/guide.md. shmipc_bind and friends drive it for you.
+//  The actor task behind each socket's shm:// endpoints (one per socket,
+//  started by zactor_new). shmipc_bind and friends drive it for you; its
+//  command protocol, each command a string frame followed by arguments
+//  sent and read with a czmq picture (replies marked <-):
+//
+//    BIND + SHMIPC_ACTOR_ATTACH_PICTURE: endpoint, inproc endpoint of the
+//          user socket, its routing id, type, sndhwm, rcvhwm, reconnect
+//          ivl, reconnect ivl max, immediate, ring capacity, maxmsgsize
+//          (0: none), max peer capacity (0: default), extra uids allowed
+//          (an array of uid_t)             <- signal 0, or an errno
+//    CONNECT + the same                    <- signal 0 (connects in the
+//          background, and again after failures), or an errno
+//    UNBIND endpoint, DISCONNECT endpoint  <- signal 0, or ENOENT
+//    STATS <- SHMIPC_ACTOR_STATS_PICTURE: "STATS", connections up,
+//          accepted, connected, closed, errors, msgs_out, bytes_out,
+//          msgs_in, bytes_in, wakeups; then one text frame per connection
+//          ("endpoint=... msgs_out=..."), which that picture drops
+//    STOP  <- signal 0 once no new bridge can appear (listeners closed;
+//          connections that would make their own bridge closed or not
+//          remade); sent before the user's socket closes
+//    LINGER ms ("i")  <- signal 0 once what the user's socket held is in
+//          the rings, or ms passed (-1: no limit)
+//    $TERM                                 ends the actor
+#define SHMIPC_ACTOR_ATTACH_PICTURE "ssbiiiiii888b"
+#define SHMIPC_ACTOR_STATS_PICTURE  "s8888888888"
+
 SHMIPC_EXPORT void
     shmipc_actor (zsock_t *pipe, void *args);
 

@@ -49,8 +49,7 @@ typedef struct _s_entry_t {
     size_t capacity;                //  Ring bytes for new connections
     size_t max_peer_capacity;       //  Largest peer ring accepted (0: the
                                     //  channel's default)
-    char uids [16 * 11];            //  Extra uids allowed, comma-separated
-    size_t nuids;                   //  How many
+    shmipc__uids_t uids;            //  Extra uids allowed
     int linger;                     //  Closed: its ZMQ_LINGER, for the reaper
     struct _s_entry_t *next;        //  Next in the registry, or in the
                                     //  reaper's queue
@@ -250,13 +249,14 @@ s_attach (zsock_t *self, const char *command, const char *endpoint)
     size_t maxmsgsize_size = sizeof maxmsgsize;
     if (zmq_getsockopt (handle, ZMQ_MAXMSGSIZE, &maxmsgsize, &maxmsgsize_size))
         maxmsgsize = -1;
-    S_SEND (entry->actor, "sssbiiiiii888s", command, endpoint, entry->inproc,
+    S_SEND (entry->actor, "s" SHMIPC_ACTOR_ATTACH_PICTURE, command, endpoint, entry->inproc,
             routing_id, routing_id_size, zsock_type (self),
             zsock_sndhwm (self), zsock_rcvhwm (self),
             zsock_reconnect_ivl (self), zsock_reconnect_ivl_max (self),
             zsock_immediate (self), (uint64_t) entry->capacity,
             (uint64_t) (maxmsgsize > 0 ? maxmsgsize : 0),
-            (uint64_t) entry->max_peer_capacity, entry->uids);
+            (uint64_t) entry->max_peer_capacity,
+            (byte *) entry->uids.items, entry->uids.count * sizeof (uid_t));
     if (s_wait (entry))
         return -1;
     //  The actor may have connected a bridge: attach it now, in the user's
@@ -631,15 +631,7 @@ shmipc_allow_uid (zsock_t *self, uid_t uid)
     s_entry_t *entry = s_require (self, false);
     if (!entry)
         return -1;
-    if (entry->nuids == 16) {
-        errno = ENOSPC;
-        return -1;
-    }
-    size_t used = strlen (entry->uids);
-    snprintf (entry->uids + used, sizeof entry->uids - used, "%s%u",
-              used ? "," : "", (unsigned) uid);
-    entry->nuids++;
-    return 0;
+    return shmipc__uids_add (&entry->uids, uid);
 }
 
 zactor_t *
@@ -662,26 +654,21 @@ shmipc_sock_stats (zsock_t *self, shmipc_stats_t *stats)
     if (!actor)
         return 0;               //  No shm:// endpoint: nothing to count
     S_SEND (actor, "s", "STATS");
-    zmsg_t *reply;
+    //  The totals, with the picture they were sent with (the per-connection
+    //  frames that follow are dropped)
+    char *head = NULL;
+    int rc;
     do
-        reply = zmsg_recv (actor);
-    while (!reply && zmq_errno () == EINTR);
-    char *head = reply ? zmsg_popstr (reply) : NULL;
-    char *totals = reply ? zmsg_popstr (reply) : NULL;
-    int rc = -1;
-    if (head && totals && streq (head, "STATS")
-    &&  sscanf (totals, "peers=%" SCNu64 " accepted=%" SCNu64 " connected=%" SCNu64
-                " closed=%" SCNu64 " errors=%" SCNu64 " msgs_out=%" SCNu64
-                " bytes_out=%" SCNu64 " msgs_in=%" SCNu64 " bytes_in=%" SCNu64
-                " wakeups=%" SCNu64,
-                &stats->peers, &stats->accepted, &stats->connected, &stats->closed,
-                &stats->errors, &stats->msgs_out, &stats->bytes_out,
-                &stats->msgs_in, &stats->bytes_in, &stats->wakeups) == 10)
-        rc = 0;
-    else
+        rc = zsock_recv (actor, SHMIPC_ACTOR_STATS_PICTURE, &head, &stats->peers,
+                         &stats->accepted, &stats->connected, &stats->closed,
+                         &stats->errors, &stats->msgs_out, &stats->bytes_out,
+                         &stats->msgs_in, &stats->bytes_in, &stats->wakeups);
+    while (rc == -1 && zmq_errno () == EINTR);
+    if (rc == 0 && (!head || !streq (head, "STATS"))) {
+        memset (stats, 0, sizeof *stats);
         errno = EPROTO;
+        rc = -1;
+    }
     free (head);
-    free (totals);
-    zmsg_destroy (&reply);
     return rc;
 }

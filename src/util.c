@@ -1,11 +1,12 @@
 /*  =========================================================================
-    util - diagnostics and clock helpers for the core
+    util - diagnostics, clock, and the shared rules (see util.h)
 
     Owns the process-wide verbose flag.
     =========================================================================
 */
 
 #include "util.h"
+#include "shmipc_segment.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -96,4 +97,64 @@ shmipc__pow2 (size_t size)
     while (pow2 < size)
         pow2 <<= 1;
     return pow2;
+}
+
+bool
+shmipc__printable (const char *text, size_t size)
+{
+    for (size_t index = 0; index < size; index++)
+        if ((unsigned char) text [index] < 0x20 || (unsigned char) text [index] == 0x7f)
+            return false;
+    return true;
+}
+
+size_t
+shmipc__segment_bytes (size_t capacity)
+{
+    size_t page = (size_t) sysconf (_SC_PAGESIZE);
+    return (SHMIPC_SEGMENT_HEADER + capacity + page - 1) / page * page;
+}
+
+int
+shmipc__grow (void **items, size_t *slots, size_t count, size_t item_size)
+{
+    if (count <= *slots)
+        return 0;
+    size_t want = *slots ? *slots : 8;
+    while (want < count)
+        want *= 2;
+    if (want > SIZE_MAX / item_size) {
+        errno = ENOMEM;
+        return -1;
+    }
+    void *grown = realloc (*items, want * item_size);
+    if (!grown) {
+        errno = ENOMEM;
+        return -1;
+    }
+    *items = grown;
+    *slots = want;
+    return 0;
+}
+
+int
+shmipc__uids_add (shmipc__uids_t *self, uid_t uid)
+{
+    if (self->count == SHMIPC__UIDS_MAX) {
+        errno = ENOSPC;
+        return -1;
+    }
+    self->items [self->count++] = uid;
+    return 0;
+}
+
+bool
+shmipc__uids_allow (const shmipc__uids_t *self, uid_t uid)
+{
+    if (self->any || uid == geteuid () || uid == 0)
+        return true;
+    for (size_t index = 0; index < self->count; index++)
+        if (self->items [index] == uid)
+            return true;
+    return false;
 }

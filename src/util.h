@@ -1,5 +1,8 @@
 /*  =========================================================================
-    util - internal helpers shared by the core: diagnostics and the clock
+    util - internal helpers shared by the core and the plugin: diagnostics,
+    the clock, and the one home of rules that several layers apply (names
+    without control characters, the segment size of a ring, growing an
+    array)
 
     Owns nothing. Internal names carry a shmipc__ prefix (libuv style) and
     are hidden from the library's exported symbols.
@@ -10,6 +13,8 @@
 #define SHMIPC_UTIL_H_INCLUDED
 
 #include "shmipc_common.h"
+
+#include <sys/types.h>
 
 //  Print a diagnostic line on stderr when verbose mode is on.
 void
@@ -41,6 +46,43 @@ int64_t
 //  Round size up to a power of two (size <= 2^62).
 size_t
     shmipc__pow2 (size_t size);
+
+//  Return true if the size bytes at text hold no control character (below
+//  0x20, or 0x7f): names and paths from anyone must pass this.
+bool
+    shmipc__printable (const char *text, size_t size);
+
+//  The uids allowed to talk to us besides our own effective uid and root,
+//  which always may: the one home of that rule (listeners check clients,
+//  connecting sockets check servers).
+#define SHMIPC__UIDS_MAX    16
+
+typedef struct {
+    uid_t items [SHMIPC__UIDS_MAX];     //  Extra uids allowed
+    size_t count;                       //  How many
+    bool any;                           //  Any uid at all
+} shmipc__uids_t;
+
+//  Allow uid too. Returns 0, or -1 with ENOSPC when SHMIPC__UIDS_MAX are.
+int
+    shmipc__uids_add (shmipc__uids_t *self, uid_t uid);
+
+//  Return true if a peer running as uid may talk to us.
+bool
+    shmipc__uids_allow (const shmipc__uids_t *self, uid_t uid);
+
+//  Return the bytes of a channel segment whose ring holds capacity bytes:
+//  the header page(s) and the ring, rounded up to whole pages. Both sides
+//  of the handshake (and every test peer) compute it here.
+size_t
+    shmipc__segment_bytes (size_t capacity);
+
+//  Make room for count items of item_size bytes in *items (a malloc'd
+//  array with *slots room), doubling as needed. Returns 0, or -1 with
+//  ENOMEM (the array and *slots then unchanged). The array may move: take
+//  no pointer into it across a call.
+int
+    shmipc__grow (void **items, size_t *slots, size_t count, size_t item_size);
 
 //  Exchange the contents of two messages (msg.c). The channel hands over a
 //  reassembled message this way, without copying a byte.
