@@ -17,8 +17,7 @@
 #define SHMIPC_ENDPOINT_H_INCLUDED
 
 #include "shmipc_common.h"
-#include <sys/socket.h>
-#include <sys/un.h>
+#include <sys/types.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -32,13 +31,6 @@ typedef struct _shmipc_listener_t shmipc_listener_t;
 //  Return true if endpoint starts with "shm://".
 SHMIPC_EXPORT bool
     shmipc_endpoint_is_shm (const char *endpoint);
-
-//  Parse endpoint into a socket address. Trusts nothing: rejects a missing
-//  scheme, an empty, relative or over-long path, an empty or over-long
-//  abstract name, and embedded control characters. Returns 0 or -1/EINVAL.
-SHMIPC_EXPORT int
-    shmipc_endpoint_parse (const char *endpoint, struct sockaddr_un *addr,
-                           socklen_t *addr_len);
 
 //  Connect to endpoint and check the server's credentials (SO_PEERCRED): it
 //  must run as our effective uid or as root, unless flags has SHMIPC_ANY_UID.

@@ -30,6 +30,7 @@
 #include "shmipc.h"
 #include "peer.h"
 #include "greeting.h"
+#include "endpoint.h"
 #include "util.h"
 
 //  The protocol's pictures are in shmipc.h (SHMIPC_ACTOR_*_PICTURE).

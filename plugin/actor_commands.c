@@ -33,7 +33,7 @@ s_endpoint_from (shmipc__actor_t *actor, bool bind)
     ||  strlen (inproc) >= sizeof self->info.inproc
     ||  routing_id_size > sizeof self->info.routing_id
     ||  uids_size % sizeof (uid_t) || uids_size / sizeof (uid_t) > SHMIPC__UIDS_MAX
-    ||  shmipc_endpoint_parse (name, &addr, &addr_len)) {
+    ||  shmipc__endpoint_parse (name, &addr, &addr_len)) {
         errno = EINVAL;
         goto done;
     }

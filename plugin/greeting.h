@@ -14,12 +14,23 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SHMIPC__GREETING_MAX  (8 + 255)
+//  Longest routing id (ZMTP's limit, and libzmq's ZMQ_ROUTING_ID).
+#define SHMIPC__ROUTING_ID_MAX  255
+
+//  Room for a user socket's private inproc endpoint name.
+#define SHMIPC__INPROC_MAX      64
+
+//  How long a connection may take over its greeting, once the channel's
+//  handshake is done (ms; the handshake has the same bound).
+#define SHMIPC__GREETING_MS     5000
+
+#define SHMIPC__GREETING_MAX  (8 + SHMIPC__ROUTING_ID_MAX)
 
 //  A decoded greeting.
 typedef struct {
     int type;                   //  The sender's user socket type (ZMQ_*)
-    uint8_t routing_id [255];   //  Its routing id (ZMQ_ROUTING_ID)
+    uint8_t routing_id [SHMIPC__ROUTING_ID_MAX];    //  Its routing id
+                                                    //  (ZMQ_ROUTING_ID)
     size_t routing_id_size;     //  0 if none was set
 } shmipc__greeting_t;
 

@@ -84,7 +84,8 @@ struct _shmipc__peer_t {
     size_t in_slots;                //  Room in in_frames []
 
     shmipc__peer_stats_t stats;     //  Counters
-    uint8_t peer_id [255];          //  The remote's routing id, once greeted
+    uint8_t peer_id [SHMIPC__ROUTING_ID_MAX];   //  The remote's routing id,
+                                                //  once greeted
     size_t peer_id_size;            //  0 if none (or not greeted yet)
     shmipc__id_taken_fn *id_taken;  //  Duplicate routing id check, or NULL
     void *id_taken_arg;             //  Its argument (the actor)
@@ -187,7 +188,7 @@ shmipc__peer_new (int sock, int role, const shmipc__sockinfo_t *info,
     self->pool = shmipc__pool_new (S_POOL_BYTES);
     if (!self->endpoint || !self->pool)
         goto failed;
-    char name [64];
+    char name [SHMIPC_NAME_MAX + 1];
     snprintf (name, sizeof name, "%s-%d", zsys_sockname (info->type), (int) getpid ());
     self->channel = shmipc_channel_new (sock, name, info->capacity, role);
     if (!self->channel)
@@ -356,7 +357,7 @@ s_greet (shmipc__peer_t *self)
         return s_die_channel (self, "could not send the greeting");
     self->state = S_GREETING;
     //  The greeting shares the handshake's deadline, renewed once
-    self->deadline = zclock_mono () + 5000;
+    self->deadline = zclock_mono () + SHMIPC__GREETING_MS;
     return 0;
 }
 
@@ -408,27 +409,16 @@ s_accept_greeting (shmipc__peer_t *self)
     return 0;
 }
 
-//  Make room for count frames in an array of zmq_msg_t (and iovecs).
+//  Make room for count frames in an array of zmq_msg_t (and as many
+//  iovecs). The frames may move: libzmq keeps small ones inside the
+//  zmq_msg_t, so no pointer to their data may be kept across this call.
 static int
 s_reserve (zmq_msg_t **frames, struct iovec **iov, size_t *slots, size_t count)
 {
-    if (count <= *slots)
-        return 0;
-    size_t want = *slots ? *slots * 2 : 8;
-    while (want < count)
-        want *= 2;
-    zmq_msg_t *grown = (zmq_msg_t *) realloc (*frames, want * sizeof *grown);
-    if (!grown)
+    size_t iov_slots = *slots;
+    if (iov && shmipc__grow ((void **) iov, &iov_slots, count, sizeof **iov))
         return -1;
-    *frames = grown;
-    if (iov) {
-        struct iovec *grown_iov = (struct iovec *) realloc (*iov, want * sizeof *grown_iov);
-        if (!grown_iov)
-            return -1;
-        *iov = grown_iov;
-    }
-    *slots = want;
-    return 0;
+    return shmipc__grow ((void **) frames, slots, count, sizeof **frames);
 }
 
 //  Turn the message the channel holds in place into zmq frames: small ones

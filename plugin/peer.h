@@ -21,6 +21,7 @@
 
 #include <czmq.h>
 #include "shmipc_channel.h"
+#include "greeting.h"
 
 typedef struct _shmipc__peer_t shmipc__peer_t;
 
@@ -28,8 +29,8 @@ typedef struct _shmipc__peer_t shmipc__peer_t;
 //  the user's thread when bind or connect was called.
 typedef struct {
     int type;                       //  User socket type (ZMQ_*)
-    char inproc [64];               //  Its private inproc endpoint
-    uint8_t routing_id [255];       //  Its ZMQ_ROUTING_ID
+    char inproc [SHMIPC__INPROC_MAX];   //  Its private inproc endpoint
+    uint8_t routing_id [SHMIPC__ROUTING_ID_MAX];    //  Its ZMQ_ROUTING_ID
     size_t routing_id_size;         //  0 if none
     int sndhwm;                     //  Its ZMQ_SNDHWM (a bridge's own
     int rcvhwm;                     //  Its ZMQ_RCVHWM  are 1: bridge_new)

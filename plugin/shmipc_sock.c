@@ -25,6 +25,7 @@
 
 #include "shmipc.h"
 #include "greeting.h"
+#include "endpoint.h"
 #include "util.h"
 
 #include <dlfcn.h>
@@ -44,7 +45,7 @@ typedef struct _s_entry_t {
     zsock_t *sock;                  //  The user's socket (not owned)
     void *handle;                   //  Its libzmq socket
     zactor_t *actor;                //  Its actor; owned
-    char inproc [64];               //  Its private inproc endpoint
+    char inproc [SHMIPC__INPROC_MAX];   //  Its private inproc endpoint
     bool bound;                     //  The socket is bound to it
     size_t capacity;                //  Ring bytes for new connections
     size_t max_peer_capacity;       //  Largest peer ring accepted (0: the
@@ -234,13 +235,13 @@ s_attach (zsock_t *self, const char *command, const char *endpoint)
     }
     struct sockaddr_un addr;
     socklen_t addr_len;
-    if (shmipc_endpoint_parse (endpoint, &addr, &addr_len))
+    if (shmipc__endpoint_parse (endpoint, &addr, &addr_len))
         return -1;
     s_entry_t *entry = s_require (self, true);
     if (!entry)
         return -1;
     void *handle = zsock_resolve (self);
-    uint8_t routing_id [255];
+    uint8_t routing_id [SHMIPC__ROUTING_ID_MAX];
     size_t routing_id_size = sizeof routing_id;
     if (zmq_getsockopt (handle, ZMQ_ROUTING_ID, routing_id, &routing_id_size))
         routing_id_size = 0;

@@ -7,7 +7,7 @@
     =========================================================================
 */
 
-#include "shmipc_endpoint.h"
+#include "endpoint.h"
 #include "util.h"
 
 #include <assert.h>
@@ -22,7 +22,6 @@
 #include <unistd.h>
 
 #define S_SCHEME      "shm://"
-#define S_MAX_UIDS    16
 #define S_LOCK_WAIT_MS 2000     //  Longest wait for a path's bind lock
 
 struct _shmipc_listener_t {
@@ -34,9 +33,8 @@ struct _shmipc_listener_t {
     bool made_file;                     //  dev and ino name the file bind made
     dev_t dev;                          //  The file we created: device
     ino_t ino;                          //  and inode, to touch only ours
-    bool any_uid;                       //  Accept peers of any uid
-    uid_t uids [S_MAX_UIDS];            //  Extra uids accepted
-    size_t nuids;                       //  How many
+    shmipc__uids_t uids;                //  Uids accepted besides ours
+                                        //  and root's
 };
 
 bool
@@ -46,7 +44,7 @@ shmipc_endpoint_is_shm (const char *endpoint)
 }
 
 int
-shmipc_endpoint_parse (const char *endpoint, struct sockaddr_un *addr,
+shmipc__endpoint_parse (const char *endpoint, struct sockaddr_un *addr,
                        socklen_t *addr_len)
 {
     //  Trusts: nothing in endpoint. Checks: scheme, form, length, and no
@@ -58,11 +56,10 @@ shmipc_endpoint_parse (const char *endpoint, struct sockaddr_un *addr,
     }
     const char *rest = endpoint + strlen (S_SCHEME);
     size_t size = strlen (rest);
-    for (size_t index = 0; index < size; index++)
-        if ((unsigned char) rest [index] < 0x20 || rest [index] == 0x7f) {
-            errno = EINVAL;
-            return -1;
-        }
+    if (!shmipc__printable (rest, size)) {
+        errno = EINVAL;
+        return -1;
+    }
     memset (addr, 0, sizeof *addr);
     addr->sun_family = AF_UNIX;
     if (rest [0] == '@') {
@@ -97,19 +94,12 @@ shmipc_endpoint_peer_uid (int sock, uid_t *uid)
     return 0;
 }
 
-//  Return true if uid may talk to us by default: ourselves, or root.
-static bool
-s_default_uid (uid_t uid)
-{
-    return uid == geteuid () || uid == 0;
-}
-
 int
 shmipc_endpoint_connect (const char *endpoint, int flags)
 {
     struct sockaddr_un addr;
     socklen_t addr_len;
-    if (shmipc_endpoint_parse (endpoint, &addr, &addr_len))
+    if (shmipc__endpoint_parse (endpoint, &addr, &addr_len))
         return -1;
     //  Blocking connect unless asked not to: a unix socket with a full
     //  backlog gives no readiness event to wait on
@@ -127,7 +117,7 @@ shmipc_endpoint_connect (const char *endpoint, int flags)
         rc = 0;
     uid_t uid;
     if (rc == 0 && (rc = shmipc_endpoint_peer_uid (sock, &uid)) == 0
-    &&  !(flags & SHMIPC_ANY_UID) && !s_default_uid (uid)) {
+    &&  !(flags & SHMIPC_ANY_UID) && !shmipc__uids_allow (&(shmipc__uids_t) { 0 }, uid)) {
         shmipc__log ("endpoint %s: refused server running as uid %u",
                      endpoint, (unsigned) uid);
         errno = EACCES;
@@ -318,7 +308,7 @@ shmipc_listener_new (const char *endpoint)
     if (!self)
         return NULL;
     self->sock = -1;
-    if (shmipc_endpoint_parse (endpoint, &self->addr, &self->addr_len))
+    if (shmipc__endpoint_parse (endpoint, &self->addr, &self->addr_len))
         goto failed;
     self->endpoint = strdup (endpoint);
     if (!self->endpoint)
@@ -395,18 +385,6 @@ shmipc_listener_endpoint (shmipc_listener_t *self)
     return self->endpoint;
 }
 
-//  Return true if the listener accepts a peer running as uid.
-static bool
-s_uid_allowed (shmipc_listener_t *self, uid_t uid)
-{
-    if (self->any_uid || s_default_uid (uid))
-        return true;
-    for (size_t index = 0; index < self->nuids; index++)
-        if (self->uids [index] == uid)
-            return true;
-    return false;
-}
-
 int
 shmipc_listener_accept (shmipc_listener_t *self)
 {
@@ -427,7 +405,7 @@ shmipc_listener_accept (shmipc_listener_t *self)
             errno = saved;
             return -1;
         }
-        if (!s_uid_allowed (self, uid)) {
+        if (!shmipc__uids_allow (&self->uids, uid)) {
             shmipc__log ("endpoint %s: refused peer running as uid %u",
                          self->endpoint, (unsigned) uid);
             close (sock);
@@ -453,17 +431,12 @@ int
 shmipc_listener_allow_uid (shmipc_listener_t *self, uid_t uid)
 {
     assert (self);
-    if (self->nuids == S_MAX_UIDS) {
-        errno = ENOSPC;
-        return -1;
-    }
-    self->uids [self->nuids++] = uid;
-    return 0;
+    return shmipc__uids_add (&self->uids, uid);
 }
 
 void
 shmipc_listener_allow_any_uid (shmipc_listener_t *self)
 {
     assert (self);
-    self->any_uid = true;
+    self->uids.any = true;
 }

@@ -78,15 +78,12 @@ shmipc_msg_add_frame (shmipc_msg_t *self, size_t size)
         return NULL;
     }
     if (self->count == self->slots) {
-        size_t slots = self->slots ? self->slots * 2 : 4;
-        s_frame_t *frames = (s_frame_t *) realloc (self->frames, slots * sizeof *frames);
-        if (!frames) {
-            errno = ENOMEM;
+        size_t slots = self->slots;
+        if (shmipc__grow ((void **) &self->frames, &self->slots, self->count + 1,
+                          sizeof *self->frames))
             return NULL;
-        }
-        memset (frames + self->slots, 0, (slots - self->slots) * sizeof *frames);
-        self->frames = frames;
-        self->slots = slots;
+        //  New slots hold no buffer yet
+        memset (self->frames + slots, 0, (self->slots - slots) * sizeof *self->frames);
     }
     s_frame_t *frame = &self->frames [self->count];
     //  A reused slot may hold a huge buffer from an earlier message; keep it

@@ -7,6 +7,7 @@
 */
 
 #include "wire.h"
+#include "util.h"
 
 #include <errno.h>
 #include <string.h>
@@ -115,10 +116,8 @@ shmipc__wire_decode (const uint8_t *buffer, size_t size,
         ||  size != SHMIPC__HELLO_FIXED + record->name_size)
             return s_bad (reason, "bad name size");
         record->name = (const char *) buffer + SHMIPC__HELLO_FIXED;
-        for (size_t index = 0; index < record->name_size; index++)
-            if ((unsigned char) record->name [index] < 0x20
-            ||  (unsigned char) record->name [index] == 0x7f)
-                return s_bad (reason, "control character in name");
+        if (!shmipc__printable (record->name, record->name_size))
+            return s_bad (reason, "control character in name");
         return 0;
     }
     if (size < SHMIPC__RECORD_HEAD)

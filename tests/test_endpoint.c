@@ -2,7 +2,7 @@
     paths and abstract names, socket files, and peer credential checks.
 */
 #include "testutil.h"
-#include "shmipc_endpoint.h"
+#include "endpoint.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -37,7 +37,7 @@ s_assert_parse_refused (const char *endpoint)
     struct sockaddr_un addr;
     socklen_t addr_len = 0;
     errno = 0;
-    assert_int_equal (shmipc_endpoint_parse (endpoint, &addr, &addr_len), -1);
+    assert_int_equal (shmipc__endpoint_parse (endpoint, &addr, &addr_len), -1);
     assert_int_equal (errno, EINVAL);
 }
 
@@ -95,22 +95,22 @@ test_endpoint_parse_accepts_path_and_abstract_name (void **state)
     struct sockaddr_un addr;
     socklen_t addr_len;
     memset (&addr, 0xaa, sizeof addr);
-    assert_int_equal (shmipc_endpoint_parse ("shm:///tmp/some.sock", &addr, &addr_len), 0);
+    assert_int_equal (shmipc__endpoint_parse ("shm:///tmp/some.sock", &addr, &addr_len), 0);
     assert_int_equal (addr.sun_family, AF_UNIX);
     assert_string_equal (addr.sun_path, "/tmp/some.sock");
     assert_int_equal (addr_len, offsetof (struct sockaddr_un, sun_path) + 15);
 
     memset (&addr, 0xaa, sizeof addr);
-    assert_int_equal (shmipc_endpoint_parse ("shm://@name/with:odd chars", &addr,
+    assert_int_equal (shmipc__endpoint_parse ("shm://@name/with:odd chars", &addr,
                                              &addr_len), 0);
     assert_int_equal (addr.sun_family, AF_UNIX);
     assert_int_equal (addr.sun_path [0], 0);
     assert_memory_equal (addr.sun_path + 1, "name/with:odd chars", 19);
     assert_int_equal (addr_len, offsetof (struct sockaddr_un, sun_path) + 20);
     //  A one-character name or path is enough
-    assert_int_equal (shmipc_endpoint_parse ("shm://@x", &addr, &addr_len), 0);
+    assert_int_equal (shmipc__endpoint_parse ("shm://@x", &addr, &addr_len), 0);
     assert_int_equal (addr_len, offsetof (struct sockaddr_un, sun_path) + 2);
-    assert_int_equal (shmipc_endpoint_parse ("shm:///x", &addr, &addr_len), 0);
+    assert_int_equal (shmipc__endpoint_parse ("shm:///x", &addr, &addr_len), 0);
     assert_int_equal (addr_len, offsetof (struct sockaddr_un, sun_path) + 3);
     tu_assert_baseline (baseline);
 }
@@ -149,7 +149,7 @@ test_endpoint_parse_rejects_control_characters (void **state)
     //  Bytes past ASCII are not control characters (UTF-8 names)
     struct sockaddr_un addr;
     socklen_t addr_len;
-    assert_int_equal (shmipc_endpoint_parse ("shm://@caf\xc3\xa9", &addr, &addr_len), 0);
+    assert_int_equal (shmipc__endpoint_parse ("shm://@caf\xc3\xa9", &addr, &addr_len), 0);
     tu_assert_baseline (baseline);
 }
 
@@ -179,7 +179,7 @@ test_endpoint_parse_path_limit_is_107_bytes (void **state)
     struct sockaddr_un addr;
     socklen_t addr_len;
     char *endpoint = s_long_endpoint ("/tmp/", path_max);
-    assert_int_equal (shmipc_endpoint_parse (endpoint, &addr, &addr_len), 0);
+    assert_int_equal (shmipc__endpoint_parse (endpoint, &addr, &addr_len), 0);
     assert_int_equal (strlen (addr.sun_path), path_max);
     assert_int_equal (addr_len, sizeof addr);
     free (endpoint);
@@ -200,7 +200,7 @@ test_endpoint_parse_abstract_limit_is_106_bytes (void **state)
     socklen_t addr_len;
     //  '@' and 106 bytes of name: as long as a path may be (as in ZeroMQ)
     char *endpoint = s_long_endpoint ("@", 1 + 106);
-    assert_int_equal (shmipc_endpoint_parse (endpoint, &addr, &addr_len), 0);
+    assert_int_equal (shmipc__endpoint_parse (endpoint, &addr, &addr_len), 0);
     assert_int_equal (addr_len, offsetof (struct sockaddr_un, sun_path) + 1 + 106);
     assert_int_equal (addr.sun_path [0], 0);
     assert_memory_equal (addr.sun_path + 1, endpoint + strlen ("shm://@"), 106);

@@ -10,6 +10,7 @@
 
 #include "hostile/reliability.h"
 #include "shmipc_fdpass.h"
+#include "endpoint.h"
 
 #include <sys/socket.h>
 
@@ -134,7 +135,7 @@ test_null_arguments_and_wrong_values_get_clear_answers (void **state)
     socklen_t addr_len;
     assert_false (shmipc_endpoint_is_shm (NULL));
     errno = 0;
-    assert_int_equal (shmipc_endpoint_parse (NULL, &addr, &addr_len), -1);
+    assert_int_equal (shmipc__endpoint_parse (NULL, &addr, &addr_len), -1);
     assert_int_equal (errno, EINVAL);
     errno = 0;
     assert_int_equal (shmipc_endpoint_connect (NULL, 0), -1);
