@@ -1,0 +1,1242 @@
+/*  =========================================================================
+    fuzz_channel - libFuzzer harness for a whole channel against a hostile
+    peer: the fuzzer plays the peer of a real channel ("us") and does, in
+    any order, whatever a peer process can do: write its ring (records,
+    flags, lengths, chunks, stray bytes), publish its write index and its
+    read index into our ring (in order, backwards, past the end, unaligned),
+    set its sleep flags, send socket records (WAKE, ACK, CTRL, HELLO, raw
+    bytes, empty records, descriptors), hang up; interleaved with our own
+    non-blocking sends, receives, control messages, events and flushes.
+    It also plays an honest writer and reader, so that the states behind
+    them (full rings, streaming both ways, sleeps and wake-ups) are reached.
+
+    Owns nothing. Each input starts from a fresh pair of channels over a
+    socketpair, in one process; the peer channel only does the handshake,
+    then the fuzzer drives its memory and its socket by hand (through the
+    internal struct, channel.h). Every call is non-blocking (SHMIPC_DONTWAIT,
+    MSG_DONTWAIT) and every loop is bounded by the input.
+
+    Input: three configuration bytes (see s_fuzz_new), then one operation
+    per byte (byte % S_OPS, see the S_OP_ list), each followed by its
+    argument bytes. Past the end of the input every argument reads as 0.
+    FUZZ_CHANNEL_TRACE=1 prints each step and where both sides stand.
+
+    Beyond ASan/UBSan, what is checked while the peer behaves (and stops
+    being checked, per direction, from its first lie):
+    - messages the peer wrote are delivered whole, in order, byte for byte
+      (a pattern that depends on the offset in the frame), and a receive
+      never says EAGAIN or ECONNRESET while one is published in full;
+    - the records we write are well-formed, never past the read index the
+      peer published, and reassemble into the messages we sent;
+    - control messages arrive whole and in order both ways, ACKs count
+      only what we read, the window holds;
+    - at most one WAKE per sleep the peer announced, and one for every
+      sleep we saw when we published or released;
+    - events () arms what it does not report, and gives back ring space
+      before it reports nothing to read; an error, once there, stays; the
+      counters count each message sent and each handed over, once.
+    =========================================================================
+*/
+
+#include "channel.h"
+#include "shmipc_fdpass.h"
+#include "wire.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
+
+//  An invariant that must hold whatever the input: checked in every build
+//  (assert would vanish under NDEBUG)
+#define S_CHECK(condition) do { \
+    if (!(condition)) { \
+        fprintf (stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #condition); \
+        abort (); \
+    } \
+} while (0)
+
+#define S_LOAD64(ptr)   atomic_load_explicit ((_Atomic uint64_t *) (ptr), memory_order_acquire)
+#define S_STORE64(ptr, value) \
+    atomic_store_explicit ((_Atomic uint64_t *) (ptr), (value), memory_order_release)
+#define S_LOAD32(ptr)   atomic_load_explicit ((_Atomic uint32_t *) (ptr), memory_order_relaxed)
+#define S_STORE32(ptr, value) \
+    atomic_store_explicit ((_Atomic uint32_t *) (ptr), (value), memory_order_relaxed)
+
+//  Every payload byte, ours and the honest peer's, is s_pattern [offset in
+//  its frame % S_PATTERN], so a byte lost, doubled or moved shows
+#define S_PATTERN       65536
+static uint8_t s_pattern [S_PATTERN];
+static int s_devnull = -1;              //  A descriptor to send where none belongs
+static bool s_trace;                    //  FUZZ_CHANNEL_TRACE=1: print each step
+
+#define S_QUEUE         64              //  Messages tracked in flight
+#define S_FRAMES        4               //  Frames per sendv
+#define S_VECTORED      8               //  Messages per recv_vectored
+#define S_DRAIN         512             //  Socket records per drain
+
+//  The shape of a message (or, with frames 1, of a control message).
+typedef struct {
+    size_t frames;
+    uint64_t bytes;
+} s_shape_t;
+
+//  Messages written and not yet seen arriving. Overflowing it, or a lie
+//  that makes arrivals unpredictable, ends the checking (valid false).
+typedef struct {
+    s_shape_t item [S_QUEUE];
+    size_t head;
+    size_t count;
+    bool valid;
+} s_queue_t;
+
+//  Where a stream of records stands: the message so far, and the offset
+//  into its last frame when that frame continues (CHUNK).
+typedef struct {
+    size_t frames;
+    uint64_t bytes;
+    uint64_t offset;
+} s_track_t;
+
+typedef struct {
+    shmipc_channel_t *us;               //  The channel under test
+    shmipc_channel_t *peer;             //  The other end; the fuzzer's puppet
+    int sock;                           //  The peer's socket (peer owns it)
+    int error;                          //  Our first error, which must stay
+    shmipc_msg_t *msg;                  //  Reused by recv_into
+
+    //  The peer's memory, once its handshake is done (peer_set)
+    bool peer_set;
+    uint8_t *ring;                      //  Its ring: the fuzzer writes it
+    size_t cap;                         //  Its ring's bytes
+    shmipc__control_t *ctl;             //  Its control block
+    const uint8_t *our_ring;            //  Our ring as the peer maps it
+    size_t our_cap;                     //  Our ring's bytes
+    const shmipc__control_t *our_ctl;   //  Our control block, likewise
+
+    //  The peer as writer of its ring
+    uint64_t w;                         //  Next byte it writes
+    uint64_t head;                      //  Last write index it published
+    s_track_t wtrack;                   //  Message being written
+    s_queue_t expect;                   //  Messages written, not delivered
+    bool pure;                          //  No lie yet: deliveries checked
+    bool out_active;                    //  An honest message in progress
+    size_t out_nframes;                 //  Its frames
+    size_t out_size [S_FRAMES];         //  and their sizes
+    size_t out_frame;                   //  Its frame being written
+    size_t out_offset;                  //  Bytes of that frame written
+    uint32_t woke_rx;                   //  Our rx_sleep epoch last woken
+    uint32_t woke_tx;                   //  Our tx_sleep epoch last woken
+
+    //  The peer as reader of our ring
+    uint64_t r;                         //  Next byte it reads
+    uint64_t tail;                      //  Last read index it published
+    s_track_t rtrack;                   //  Message being read
+    s_queue_t sent;                     //  Messages we sent, not yet read
+    bool honest;                        //  No lie yet: our ring checked
+
+    //  Sleep flags and WAKEs
+    uint32_t grants;                    //  Times a flag became a new odd value
+    uint32_t wakes;                     //  WAKEs the peer received
+
+    //  Control messages
+    s_queue_t ctrl_out;                 //  Ours, not yet read by the peer
+    s_queue_t ctrl_in;                  //  The peer's, not yet read by us
+    uint32_t ctrl_out_read;             //  Ours, read by the peer
+    uint32_t ctrl_in_sent;              //  The peer's, sent
+    uint32_t ctrl_in_read;              //  The peer's, read by us
+    uint32_t ack_seen;                  //  Last ACK the peer received
+    bool shut;                          //  The peer hung up (SHUT_WR)
+    bool decoy;                         //  A HELLO with another segment went
+                                        //  first: we may map that one instead
+
+    //  Our side
+    size_t stream_nframes;              //  Message we stream, to repeat it:
+    size_t stream_size [S_FRAMES];      //  its frames' sizes
+    bool held;                          //  recv_view gave a message, not done
+    s_shape_t held_shape;               //  The last message handed over
+    uint64_t msgs_sent;                 //  Sends that succeeded
+    uint64_t msgs_received;             //  Messages handed over and done with
+} s_fuzz_t;
+
+//  --------------------------------------------------------------------------
+//  Input
+
+typedef struct {
+    const uint8_t *data;
+    size_t size;
+    size_t at;
+} s_input_t;
+
+static uint8_t
+s_u8 (s_input_t *in)
+{
+    return in->at < in->size ? in->data [in->at++] : 0;
+}
+
+static uint32_t
+s_u32 (s_input_t *in)
+{
+    uint32_t value = 0;
+    for (int index = 0; index < 4; index++)
+        value |= (uint32_t) s_u8 (in) << (8 * index);
+    return value;
+}
+
+static uint64_t
+s_u64 (s_input_t *in)
+{
+    uint64_t low = s_u32 (in);
+    return low | (uint64_t) s_u32 (in) << 32;
+}
+
+//  0 to 127 bytes, or a multiple of 97 up to 12,319 (several rings' worth)
+static size_t
+s_frame_size (s_input_t *in)
+{
+    uint8_t byte = s_u8 (in);
+    return byte < 128 ? byte : (size_t) (byte - 128) * 97;
+}
+
+//  --------------------------------------------------------------------------
+//  Patterns, queues, tracks
+
+static void
+s_pattern_put (uint8_t *dest, uint64_t offset, size_t size)
+{
+    while (size) {
+        size_t at = (size_t) (offset % S_PATTERN);
+        size_t piece = S_PATTERN - at < size ? S_PATTERN - at : size;
+        memcpy (dest, s_pattern + at, piece);
+        dest += piece;
+        offset += piece;
+        size -= piece;
+    }
+}
+
+static bool
+s_pattern_is (const uint8_t *data, uint64_t offset, size_t size)
+{
+    while (size) {
+        size_t at = (size_t) (offset % S_PATTERN);
+        size_t piece = S_PATTERN - at < size ? S_PATTERN - at : size;
+        if (memcmp (data, s_pattern + at, piece))
+            return false;
+        data += piece;
+        offset += piece;
+        size -= piece;
+    }
+    return true;
+}
+
+static void
+s_push (s_queue_t *queue, size_t frames, uint64_t bytes)
+{
+    if (queue->count == S_QUEUE)
+        queue->valid = false;
+    if (!queue->valid)
+        return;
+    queue->item [(queue->head + queue->count++) % S_QUEUE] =
+        (s_shape_t) { .frames = frames, .bytes = bytes };
+}
+
+//  Take the oldest entry; it must be there while the queue is valid.
+//  Returns false when the queue no longer tells.
+static bool
+s_pop (s_queue_t *queue, s_shape_t *shape)
+{
+    if (!queue->valid)
+        return false;
+    S_CHECK (queue->count > 0);
+    *shape = queue->item [queue->head];
+    queue->head = (queue->head + 1) % S_QUEUE;
+    queue->count--;
+    return true;
+}
+
+//  Account for a well-formed record of size bytes with flags; returns true
+//  when it ends a message (whose shape is then in *shape).
+static bool
+s_track (s_track_t *track, uint32_t size, uint32_t flags, s_shape_t *shape)
+{
+    track->bytes += size;
+    if (flags & SHMIPC_RECORD_CHUNK) {
+        track->offset += size;
+        return false;
+    }
+    track->frames++;
+    track->offset = 0;
+    if (flags & SHMIPC_RECORD_MORE)
+        return false;
+    *shape = (s_shape_t) { .frames = track->frames, .bytes = track->bytes };
+    *track = (s_track_t) { 0 };
+    return true;
+}
+
+static bool
+s_flags_valid (uint32_t flags)
+{
+    return (flags & ~(uint32_t) (SHMIPC_RECORD_MORE | SHMIPC_RECORD_CHUNK)) == 0
+        && flags != (SHMIPC_RECORD_MORE | SHMIPC_RECORD_CHUNK);
+}
+
+//  --------------------------------------------------------------------------
+//  The pair
+
+static void
+s_init (void)
+{
+    if (s_devnull >= 0)
+        return;
+    for (size_t index = 0; index < S_PATTERN; index++)
+        s_pattern [index] = (uint8_t) (index * 7 + (index >> 8) * 13 + 1);
+    s_trace = getenv ("FUZZ_CHANNEL_TRACE") != NULL;
+    s_devnull = open ("/dev/null", O_RDONLY | O_CLOEXEC);
+    S_CHECK (s_devnull >= 0);
+}
+
+//  Once the peer's handshake is done, find its memory. Returns false
+//  until then (or for ever, if it failed).
+static bool
+s_peer_ready (s_fuzz_t *self)
+{
+    if (self->peer_set)
+        return true;
+    if (shmipc_channel_handshake (self->peer, 0))
+        return false;
+    shmipc_channel_t *peer = self->peer;
+    self->ring = (uint8_t *) shmipc_segment_data (peer->own) + SHMIPC_SEGMENT_HEADER;
+    self->cap = peer->capacity;
+    self->ctl = peer->own_ctl;
+    self->our_ring = (const uint8_t *) shmipc_segment_data (peer->peer) + SHMIPC_SEGMENT_HEADER;
+    self->our_cap = peer->peer_capacity;
+    self->our_ctl = peer->peer_ctl;
+    self->peer_set = true;
+    return true;
+}
+
+//  Configuration: byte 0 bit 0 our role, bits 1-3 and 4-6 our and the
+//  peer's ring (64 << n, n % 5), bit 7 a lazy handshake (our calls do it,
+//  and the fuzzer's records may come before the peer's HELLO); byte 1 our
+//  maxmsgsize (n * 128, 0: none); byte 2: bit 0 (lazy only) a handshake
+//  deadline already past, bit 1 (lazy only) no peer ring over 64 bytes
+//  accepted, bit 2 the smallest socket send buffers (a few records fill
+//  them: WAKEs dropped, ACKs left pending).
+static void
+s_fuzz_new (s_fuzz_t *self, uint8_t config, uint8_t options, uint8_t lazy)
+{
+    memset (self, 0, sizeof *self);
+    self->pure = self->honest = true;
+    self->expect.valid = self->sent.valid = true;
+    self->ctrl_out.valid = self->ctrl_in.valid = true;
+    int pair [2];
+    S_CHECK (socketpair (AF_UNIX, SOCK_SEQPACKET, 0, pair) == 0);
+    if (lazy & 4) {
+        int smallest = 1;       //  The kernel makes it its minimum
+        S_CHECK (setsockopt (pair [0], SOL_SOCKET, SO_SNDBUF, &smallest, sizeof smallest) == 0);
+        S_CHECK (setsockopt (pair [1], SOL_SOCKET, SO_SNDBUF, &smallest, sizeof smallest) == 0);
+    }
+    int role = config & 1 ? SHMIPC_SERVER : SHMIPC_CLIENT;
+    size_t capacity = (size_t) SHMIPC_RING_MIN << ((config >> 1 & 7) % 5);
+    size_t peer_capacity = (size_t) SHMIPC_RING_MIN << ((config >> 4 & 7) % 5);
+    self->us = shmipc_channel_new (pair [0], "us", capacity, role);
+    S_CHECK (self->us);
+    self->peer = shmipc_channel_new (pair [1], "peer", peer_capacity,
+                                     role == SHMIPC_SERVER ? SHMIPC_CLIENT : SHMIPC_SERVER);
+    S_CHECK (self->peer);
+    self->sock = pair [1];
+    self->msg = shmipc_msg_new ();
+    S_CHECK (self->msg);
+    if (options)
+        shmipc_channel_set_maxmsgsize (self->us, (size_t) options * 128);
+    if (config & 0x80) {
+        if (lazy & 1)
+            shmipc_channel_set_handshake_timeout (self->us, 0);
+        if (lazy & 2)
+            shmipc_channel_set_max_peer_capacity (self->us, SHMIPC_RING_MIN);
+        return;
+    }
+    //  Either side may go first: step both until both are done
+    bool us_ready = false;
+    for (int round = 0; round < 16 && !(us_ready && self->peer_set); round++) {
+        if (!us_ready) {
+            us_ready = shmipc_channel_handshake (self->us, 0) == 0;
+            S_CHECK (us_ready || errno == EAGAIN);
+        }
+        if (!s_peer_ready (self))
+            S_CHECK (errno == EAGAIN);
+    }
+    S_CHECK (us_ready && self->peer_set);
+}
+
+static void
+s_fuzz_destroy (s_fuzz_t *self)
+{
+    shmipc_channel_destroy (&self->us);
+    shmipc_channel_destroy (&self->peer);
+    shmipc_msg_destroy (&self->msg);
+}
+
+//  --------------------------------------------------------------------------
+//  The peer's socket
+
+static void
+s_send_record (s_fuzz_t *self, const void *data, size_t size)
+{
+    (void) send (self->sock, data, size, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
+static void
+s_send_header (s_fuzz_t *self, int type, uint32_t value)
+{
+    uint8_t head [SHMIPC__RECORD_HEAD];
+    shmipc__wire_header (head, type, value);
+    s_send_record (self, head, sizeof head);
+}
+
+//  Read what we sent the peer and check it: we are the trusted side.
+static void
+s_drain (s_fuzz_t *self)
+{
+    uint8_t buffer [SHMIPC__WIRE_MAX + 1];
+    for (int count = 0; count < S_DRAIN; count++) {
+        ssize_t rc = recv (self->sock, buffer, sizeof buffer, MSG_DONTWAIT | MSG_TRUNC);
+        if (rc <= 0)
+            break;              //  Nothing, or we hung up
+        S_CHECK (rc <= SHMIPC__WIRE_MAX);
+        shmipc__wire_t record;
+        const char *reason;
+        S_CHECK (shmipc__wire_decode (buffer, (size_t) rc, &record, &reason) == 0);
+        switch (record.type) {
+            case SHMIPC__WIRE_WAKE:
+                //  One WAKE per sleep, at most
+                S_CHECK (++self->wakes <= self->grants);
+                break;
+            case SHMIPC__WIRE_ACK:
+                //  Counts only what we read, never goes back
+                S_CHECK ((uint32_t) (record.value - self->ack_seen)
+                      <= (uint32_t) (self->ctrl_in_read - self->ack_seen));
+                self->ack_seen = record.value;
+                break;
+            case SHMIPC__WIRE_CTRL: {
+                self->ctrl_out_read++;
+                s_shape_t shape;
+                if (s_pop (&self->ctrl_out, &shape))
+                    S_CHECK (shape.bytes == record.value
+                          && s_pattern_is (record.payload, 0, record.value));
+                break;
+            }
+            default:
+                S_CHECK (!"a HELLO after the handshake");
+        }
+    }
+}
+
+//  As an honest waker: after publishing (rx) or releasing (tx), wake us if
+//  we sleep, once per sleep.
+static void
+s_wake_us (s_fuzz_t *self, bool rx)
+{
+    atomic_thread_fence (memory_order_seq_cst);
+    uint32_t epoch = S_LOAD32 (rx ? &self->our_ctl->rx_sleep : &self->our_ctl->tx_sleep);
+    uint32_t *woken = rx ? &self->woke_rx : &self->woke_tx;
+    if ((epoch & 1) && epoch != *woken) {
+        *woken = epoch;
+        s_send_header (self, SHMIPC__WIRE_WAKE, 0);
+    }
+}
+
+//  --------------------------------------------------------------------------
+//  The peer as writer of its ring
+
+//  Writing [at, at + size) overwrites what we may not have read yet unless
+//  it lies within our read index plus the ring: then delivery is no longer
+//  predictable.
+static void
+s_writing (s_fuzz_t *self, uint64_t at, uint64_t size)
+{
+    uint64_t released = S_LOAD64 (&self->our_ctl->tail);
+    if (at + size > released + self->cap || at + size < at)
+        self->pure = false;
+}
+
+static void
+s_put_record (s_fuzz_t *self, uint32_t size, uint32_t flags)
+{
+    uint64_t mask = self->cap - 1;
+    uint64_t need = shmipc_ring_record_size (size);
+    s_writing (self, self->w, need);
+    uint64_t header = (uint64_t) size | (uint64_t) flags << 32;
+    atomic_store_explicit ((_Atomic uint64_t *) (self->ring + (self->w & mask)),
+                           header, memory_order_relaxed);
+    //  A payload longer than the ring would overwrite its own header: the
+    //  reader refuses such a record anyway, so write what fits
+    uint64_t body = size <= self->cap - SHMIPC_RECORD_HEADER
+                  ? size : self->cap - SHMIPC_RECORD_HEADER;
+    uint64_t start = (self->w + SHMIPC_RECORD_HEADER) & mask;
+    uint64_t first = self->cap - start < body ? self->cap - start : body;
+    s_pattern_put (self->ring + start, self->wtrack.offset, (size_t) first);
+    s_pattern_put (self->ring, self->wtrack.offset + first, (size_t) (body - first));
+    self->w += need;
+    s_shape_t shape;
+    if (s_flags_valid (flags) && need <= self->cap
+    &&  s_track (&self->wtrack, size, flags, &shape))
+        s_push (&self->expect, shape.frames, shape.bytes);
+}
+
+static void
+s_publish_head (s_fuzz_t *self, uint64_t head)
+{
+    if (head > self->w)
+        self->pure = false;     //  Past what was written: stale bytes
+    self->head = head;
+    S_STORE64 (&self->ctl->head, head);
+}
+
+//  As an honest writer: write the message in progress as far as our read
+//  index allows, whole if it fits the ring, else in chunks of at most what
+//  is free (waiting for a quarter of the ring, as our writer does).
+static void
+s_put_message (s_fuzz_t *self, bool wake)
+{
+    uint64_t need = 0;
+    for (size_t index = 0; index < self->out_nframes; index++)
+        need += shmipc_ring_record_size (self->out_size [index]);
+    uint64_t released = S_LOAD64 (&self->our_ctl->tail);
+    int64_t space = (int64_t) (released + self->cap - self->w);
+    if (need <= self->cap && self->out_frame == 0 && self->out_offset == 0) {
+        if (space < (int64_t) need)
+            return;
+        for (size_t index = 0; index < self->out_nframes; index++)
+            s_put_record (self, (uint32_t) self->out_size [index],
+                          index + 1 < self->out_nframes ? SHMIPC_RECORD_MORE : 0);
+        self->out_active = false;
+    }
+    else
+    while (self->out_frame < self->out_nframes) {
+        size_t remaining = self->out_size [self->out_frame] - self->out_offset;
+        uint64_t want = shmipc_ring_record_size (remaining);
+        if (want > self->cap / 4)
+            want = self->cap / 4;
+        if (space < (int64_t) want)
+            break;
+        size_t room = (size_t) space - SHMIPC_RECORD_HEADER;
+        size_t chunk = remaining < room ? remaining : room;
+        uint32_t flags = chunk < remaining ? SHMIPC_RECORD_CHUNK
+                       : self->out_frame + 1 < self->out_nframes ? SHMIPC_RECORD_MORE : 0;
+        s_put_record (self, (uint32_t) chunk, flags);
+        space -= (int64_t) shmipc_ring_record_size (chunk);
+        self->out_offset += chunk;
+        if (self->out_offset == self->out_size [self->out_frame]) {
+            self->out_frame++;
+            self->out_offset = 0;
+        }
+        s_publish_head (self, self->w);
+        if (wake)
+            s_wake_us (self, true);
+    }
+    if (self->out_frame == self->out_nframes)
+        self->out_active = false;
+    s_publish_head (self, self->w);
+    if (wake)
+        s_wake_us (self, true);
+}
+
+//  --------------------------------------------------------------------------
+//  The peer as reader of our ring
+
+//  Read up to limit records we published. While the peer has not lied
+//  about its read index, each must be well-formed, carry our pattern and
+//  add up to the messages we sent; after a lie, skip what does not parse.
+static void
+s_read_ours (s_fuzz_t *self, size_t limit)
+{
+    uint64_t mask = self->our_cap - 1;
+    uint64_t head = S_LOAD64 (&self->our_ctl->head);
+    if (self->honest)
+        //  Never past the read index we published, never backwards
+        S_CHECK (head - self->tail <= self->our_cap && head - self->r <= self->our_cap);
+    while (limit-- && self->r != head) {
+        uint64_t available = head - self->r;
+        uint64_t header = atomic_load_explicit (
+            (_Atomic uint64_t *) (self->our_ring + (self->r & mask)), memory_order_relaxed);
+        uint32_t size = (uint32_t) header;
+        uint32_t flags = (uint32_t) (header >> 32);
+        uint64_t need = shmipc_ring_record_size (size);
+        bool sane = available >= SHMIPC_RECORD_HEADER && available <= self->our_cap
+                 && s_flags_valid (flags) && need <= available;
+        if (!self->honest) {
+            if (!sane) {
+                self->r = head;
+                break;
+            }
+            self->r += need;
+            continue;
+        }
+        S_CHECK (sane);
+        uint64_t start = (self->r + SHMIPC_RECORD_HEADER) & mask;
+        uint64_t first = self->our_cap - start < size ? self->our_cap - start : size;
+        S_CHECK (s_pattern_is (self->our_ring + start, self->rtrack.offset, (size_t) first));
+        S_CHECK (s_pattern_is (self->our_ring, self->rtrack.offset + first,
+                               (size_t) (size - first)));
+        self->r += need;
+        s_shape_t shape, sent;
+        if (s_track (&self->rtrack, size, flags, &shape) && s_pop (&self->sent, &sent))
+            S_CHECK (shape.frames == sent.frames && shape.bytes == sent.bytes);
+    }
+}
+
+static void
+s_publish_tail (s_fuzz_t *self, uint64_t tail)
+{
+    //  Honest: between what it published last and what it has read
+    if (tail - self->tail > self->r - self->tail)
+        self->honest = false;
+    self->tail = tail;
+    S_STORE64 (&self->ctl->tail, tail);
+}
+
+//  --------------------------------------------------------------------------
+//  Our side
+
+static bool
+s_errno_known (int code)
+{
+    return code == EAGAIN || code == EPIPE || code == EPROTO || code == EMSGSIZE
+        || code == ECONNRESET || code == ETIMEDOUT || code == EINVAL
+        || code == ENOBUFS;
+}
+
+//  A receive failed: with a whole message published by an honest peer, it
+//  must not have said "nothing there" or "all delivered".
+static void
+s_recv_failed (s_fuzz_t *self)
+{
+    int code = errno;
+    S_CHECK (s_errno_known (code));
+    if ((code == EAGAIN || code == ECONNRESET) && self->pure && self->peer_set
+    &&  shmipc_channel_error (self->us) == 0
+    &&  self->head == self->w && self->expect.valid && self->expect.count > 0)
+        S_CHECK (!"a published message was not delivered");
+}
+
+//  A message was delivered: it must be the next one the peer wrote (or the
+//  one recv_view holds), byte for byte.
+static void
+s_delivered (s_fuzz_t *self, size_t frames, const void *const *data,
+             const size_t *sizes, bool view)
+{
+    s_shape_t shape = { .frames = frames, .bytes = 0 };
+    for (size_t index = 0; index < frames; index++) {
+        shape.bytes += sizes [index];
+        if (self->pure && self->expect.valid)
+            S_CHECK (sizes [index] == 0 || s_pattern_is (data [index], 0, sizes [index]));
+    }
+    s_shape_t expected;
+    if (self->held) {
+        if (self->pure)
+            S_CHECK (shape.frames == self->held_shape.frames
+                  && shape.bytes == self->held_shape.bytes);
+    }
+    else
+    if (self->pure && s_pop (&self->expect, &expected))
+        S_CHECK (shape.frames == expected.frames && shape.bytes == expected.bytes);
+    if (!view)
+        self->msgs_received++;
+    self->held = view;
+    self->held_shape = shape;
+}
+
+static void
+s_delivered_msg (s_fuzz_t *self, shmipc_msg_t *msg)
+{
+    size_t frames = shmipc_msg_frames (msg);
+    const void **data = (const void **) malloc ((frames + 1) * sizeof *data);
+    size_t *sizes = (size_t *) malloc ((frames + 1) * sizeof *sizes);
+    S_CHECK (data && sizes);
+    for (size_t index = 0; index < frames; index++) {
+        data [index] = shmipc_msg_data (msg, index);
+        sizes [index] = shmipc_msg_size (msg, index);
+    }
+    s_delivered (self, frames, data, sizes, false);
+    free (data);
+    free (sizes);
+}
+
+//  Send frames of the given sizes (our pattern) and account for them.
+static void
+s_send (s_fuzz_t *self, const size_t *size, size_t nframes, int flags, bool as_msg)
+{
+    struct iovec frames [S_FRAMES];
+    uint64_t total = 0;
+    for (size_t index = 0; index < nframes; index++) {
+        frames [index] = (struct iovec) { .iov_base = s_pattern, .iov_len = size [index] };
+        total += size [index];
+    }
+    bool streaming = self->us->stream.active;
+    if (streaming && nframes == self->stream_nframes
+    &&  memcmp (size, self->stream_size, nframes * sizeof *size)) {
+        uint64_t streamed = 0;
+        for (size_t index = 0; index < nframes; index++)
+            streamed += self->stream_size [index];
+        //  Same count and size, other frames: the channel would take it
+        //  for the retry it documents must be the same message. A misuse,
+        //  not a peer's attack
+        if (streamed == total)
+            return;
+    }
+    int rc;
+    if (as_msg) {
+        shmipc_msg_t *msg = shmipc_msg_new ();
+        S_CHECK (msg);
+        for (size_t index = 0; index < nframes; index++)
+            S_CHECK (shmipc_msg_addmem (msg, s_pattern, size [index]) == 0);
+        rc = shmipc_channel_send_msg (self->us, msg, flags);
+        int saved = errno;
+        shmipc_msg_destroy (&msg);
+        errno = saved;
+    }
+    else
+        rc = shmipc_channel_sendv (self->us, frames, nframes, flags);
+    if (rc == 0) {
+        s_push (&self->sent, nframes, total);
+        self->msgs_sent++;
+    }
+    else {
+        S_CHECK (s_errno_known (errno));
+        //  EINVAL only for no frames, or another message than the one
+        //  streaming
+        S_CHECK (errno != EINVAL || nframes == 0 || streaming);
+    }
+    if (!streaming && self->us->stream.active) {
+        self->stream_nframes = nframes;
+        memcpy (self->stream_size, size, nframes * sizeof *size);
+    }
+}
+
+//  Frames for a message: 1 to S_FRAMES (0 too, if zero is allowed).
+static size_t
+s_frames (s_input_t *in, size_t *size, bool zero)
+{
+    uint8_t how = s_u8 (in);
+    size_t nframes = zero ? how % (S_FRAMES + 1) : 1 + how % S_FRAMES;
+    for (size_t index = 0; index < nframes; index++)
+        size [index] = s_frame_size (in);
+    return nframes;
+}
+
+//  --------------------------------------------------------------------------
+//  The interpreter
+
+enum {
+    //  The peer writes its ring
+    S_OP_RECORD,                //  how size [flags32]: one record at w
+    S_OP_PUBLISH,               //  how: head = w (and wake us, honestly)
+    S_OP_HEAD,                  //  how [value]: a head that lies
+    S_OP_MESSAGE,               //  frames sizes...: an honest message, as room allows
+    S_OP_MESSAGE_MORE,          //  how: go on with it
+    S_OP_SCRIBBLE,              //  offset16 n bytes: stray bytes in its ring
+    S_OP_REWIND,                //  n: w goes back n * 8 bytes
+    //  The peer reads our ring
+    S_OP_READ,                  //  how: read records, release, wake
+    S_OP_TAIL,                  //  how [value]: a read index that lies
+    S_OP_FLAG,                  //  how [value]: its rx_sleep or tx_sleep
+    //  The peer's socket
+    S_OP_DRAIN,                 //  read what we sent
+    S_OP_WAKE,                  //  a WAKE record
+    S_OP_ACK,                   //  how [value]: an ACK
+    S_OP_CTRL,                  //  how size: a CTRL record
+    S_OP_RAW,                   //  n bytes: any record
+    S_OP_FD,                    //  how: a record with one or two descriptors
+    S_OP_HELLO,                 //  how [capacity]: a HELLO
+    S_OP_SHUT,                  //  hang up (SHUT_WR)
+    //  Our calls
+    S_OP_SEND,                  //  how size
+    S_OP_SENDV,                 //  how frames sizes...
+    S_OP_SEND_MSG,              //  n sizes...
+    S_OP_RESEND,                //  the message streaming, again
+    S_OP_RECV,
+    S_OP_RECV_INTO,
+    S_OP_RECV_VIEW,             //  how: recv_done at once
+    S_OP_RECV_DONE,
+    S_OP_RECV_VECTORED,         //  max
+    S_OP_SEND_CTRL,             //  how size
+    S_OP_RECV_CTRL,             //  how [size]
+    S_OP_EVENTS,
+    S_OP_PEEK_EVENTS,
+    S_OP_FLUSH,
+    S_OPS
+};
+
+static const char *s_op_name [S_OPS] = {
+    "RECORD", "PUBLISH", "HEAD", "MESSAGE", "MESSAGE_MORE", "SCRIBBLE", "REWIND",
+    "READ", "TAIL", "FLAG", "DRAIN", "WAKE", "ACK", "CTRL", "RAW", "FD", "HELLO",
+    "SHUT", "SEND", "SENDV", "SEND_MSG", "RESEND", "RECV", "RECV_INTO", "RECV_VIEW",
+    "RECV_DONE", "RECV_VECTORED", "SEND_CTRL", "RECV_CTRL", "EVENTS", "PEEK_EVENTS",
+    "FLUSH"
+};
+
+//  One line per step, for reading a crash: the operation and its argument
+//  bytes, then where both sides stand.
+static void
+s_print (s_fuzz_t *self, int op, const s_input_t *in, size_t from)
+{
+    fprintf (stderr, "%-13s", s_op_name [op]);
+    for (size_t at = from; at < in->at && at < in->size; at++)
+        fprintf (stderr, " %02x", in->data [at]);
+    fprintf (stderr, "\n    peer w=%llu head=%llu r=%llu tail=%llu%s%s expect=%zu sent=%zu;"
+             " us %s error=%d '%s'",
+             (unsigned long long) self->w, (unsigned long long) self->head,
+             (unsigned long long) self->r, (unsigned long long) self->tail,
+             self->pure ? "" : " impure", self->honest ? "" : " dishonest",
+             self->expect.count, self->sent.count,
+             shmipc_channel_ready (self->us) ? "ready" : "not ready",
+             shmipc_channel_error (self->us), shmipc_channel_reason (self->us));
+    if (self->peer_set)
+        fprintf (stderr, " head=%llu tail=%llu rx_sleep=%u tx_sleep=%u",
+                 (unsigned long long) S_LOAD64 (&self->our_ctl->head),
+                 (unsigned long long) S_LOAD64 (&self->our_ctl->tail),
+                 S_LOAD32 (&self->our_ctl->rx_sleep), S_LOAD32 (&self->our_ctl->tx_sleep));
+    fprintf (stderr, "\n");
+}
+
+//  The peer's half of an operation. Returns false if it needs the peer's
+//  memory and the peer is not ready.
+static bool
+s_step_peer (s_fuzz_t *self, int op, s_input_t *in)
+{
+    bool ring_op = op <= S_OP_DRAIN;
+    if (ring_op && !s_peer_ready (self))
+        return false;
+    switch (op) {
+        case S_OP_RECORD: {
+            uint8_t how = s_u8 (in);
+            uint32_t size = (uint32_t) s_frame_size (in);
+            uint32_t flags = how & 3;
+            if (how & 0x80)
+                flags = s_u32 (in);
+            if (how & 0x40)
+                size = s_u32 (in);
+            s_put_record (self, size, flags);
+            break;
+        }
+        case S_OP_PUBLISH: {
+            uint8_t how = s_u8 (in);
+            s_publish_head (self, self->w);
+            if (!(how & 1))
+                s_wake_us (self, true);
+            break;
+        }
+        case S_OP_HEAD: {
+            uint8_t how = s_u8 (in);
+            uint64_t head;
+            switch (how % 5) {
+                case 0: head = self->head - 8 * (uint64_t) (1 + (how >> 3)); break;
+                case 1: head = self->w + 8 * (uint64_t) (1 + (how >> 3)); break;
+                case 2: head = self->w + self->cap + 8 * (uint64_t) (how >> 3); break;
+                case 3: head = self->w - 4; break;
+                default: head = s_u64 (in);
+            }
+            s_publish_head (self, head);
+            break;
+        }
+        case S_OP_MESSAGE:
+            if (!self->out_active) {
+                self->out_nframes = s_frames (in, self->out_size, false);
+                self->out_active = true;
+                self->out_frame = 0;
+                self->out_offset = 0;
+            }
+            s_put_message (self, true);
+            break;
+        case S_OP_MESSAGE_MORE: {
+            uint8_t how = s_u8 (in);
+            if (self->out_active)
+                s_put_message (self, !(how & 1));
+            break;
+        }
+        case S_OP_SCRIBBLE: {
+            uint64_t offset = (s_u8 (in) | (uint64_t) s_u8 (in) << 8) & (self->cap - 1);
+            size_t count = s_u8 (in) % 17;
+            uint64_t released = S_LOAD64 (&self->our_ctl->tail);
+            for (size_t index = 0; index < count; index++) {
+                uint64_t at = (offset + index) & (self->cap - 1);
+                //  Within what we may still read: deliveries change
+                if (((at - released) & (self->cap - 1)) < self->w - released)
+                    self->pure = false;
+                self->ring [at] = s_u8 (in);
+            }
+            break;
+        }
+        case S_OP_REWIND: {
+            uint64_t back = 8 * (uint64_t) s_u8 (in);
+            if (back) {
+                self->w -= back;
+                self->wtrack = (s_track_t) { 0 };
+                self->pure = false;
+            }
+            break;
+        }
+        case S_OP_READ: {
+            uint8_t how = s_u8 (in);
+            s_read_ours (self, how & 15 ? how & 15 : SIZE_MAX);
+            if (!(how & 0x10)) {
+                s_publish_tail (self, self->r);
+                if (!(how & 0x20))
+                    s_wake_us (self, false);
+            }
+            break;
+        }
+        case S_OP_TAIL: {
+            uint8_t how = s_u8 (in);
+            uint64_t tail;
+            switch (how % 5) {
+                case 0: tail = self->tail - 8 * (uint64_t) (1 + (how >> 3)); break;
+                case 1: tail = self->r + 8 * (uint64_t) (1 + (how >> 3)); break;
+                case 2: tail = self->tail + 4; break;
+                case 3: tail = self->tail + 8 * (uint64_t) (how >> 3); break;
+                default: tail = s_u64 (in);
+            }
+            s_publish_tail (self, tail);
+            break;
+        }
+        case S_OP_FLAG: {
+            uint8_t how = s_u8 (in);
+            uint32_t *flag = how & 1 ? &self->ctl->rx_sleep : &self->ctl->tx_sleep;
+            uint32_t before = S_LOAD32 (flag);
+            uint32_t epoch = how & 2 ? s_u32 (in) : before + 1;
+            if ((epoch & 1) && epoch != before)
+                self->grants++;
+            S_STORE32 (flag, epoch);
+            atomic_thread_fence (memory_order_seq_cst);
+            break;
+        }
+        case S_OP_DRAIN:
+            s_drain (self);
+            break;
+        case S_OP_WAKE:
+            s_send_header (self, SHMIPC__WIRE_WAKE, 0);
+            break;
+        case S_OP_ACK: {
+            uint8_t how = s_u8 (in);
+            //  Honest: the control messages the peer read
+            uint32_t value = self->ctrl_out_read;
+            if (how & 1)
+                value = s_u32 (in);
+            s_send_header (self, SHMIPC__WIRE_ACK, value);
+            break;
+        }
+        case S_OP_CTRL: {
+            uint8_t how = s_u8 (in);
+            size_t size = s_frame_size (in);
+            if (size > SHMIPC_CTRL_MAX || (how & 2))
+                size = SHMIPC_CTRL_MAX + (how & 4 ? 1 : 0);
+            //  Honest: within the window
+            if (!(how & 1) && (uint32_t) (self->ctrl_in_sent - self->ack_seen) >= SHMIPC_CTRL_WINDOW)
+                break;
+            uint8_t *record = (uint8_t *) malloc (SHMIPC__RECORD_HEAD + size);
+            S_CHECK (record);
+            shmipc__wire_header (record, SHMIPC__WIRE_CTRL, (uint32_t) size);
+            s_pattern_put (record + SHMIPC__RECORD_HEAD, 0, size);
+            if (send (self->sock, record, SHMIPC__RECORD_HEAD + size,
+                      MSG_DONTWAIT | MSG_NOSIGNAL) >= 0) {
+                self->ctrl_in_sent++;
+                s_push (&self->ctrl_in, 1, size);
+            }
+            free (record);
+            break;
+        }
+        case S_OP_RAW: {
+            uint8_t count = s_u8 (in);
+            uint8_t record [SHMIPC__WIRE_MAX + 16] = { 0 };
+            //  255: one longer than any record (the kernel truncates it)
+            size_t size = count == 255 ? sizeof record : count;
+            for (size_t index = 0; index < size && count < 255; index++)
+                record [index] = s_u8 (in);
+            if (size && record [0] == SHMIPC__WIRE_CTRL)
+                self->ctrl_in.valid = false;
+            s_send_record (self, record, size);
+            break;
+        }
+        case S_OP_FD: {
+            uint8_t how = s_u8 (in);
+            uint8_t record [SHMIPC__RECORD_HEAD];
+            shmipc__wire_header (record, how & 1 ? SHMIPC__WIRE_ACK : SHMIPC__WIRE_WAKE, 0);
+            int fds [2] = { s_devnull, s_devnull };
+            (void) shmipc_fdpass_send (self->sock, record, sizeof record,
+                                       fds, how & 2 ? 2 : 1, SHMIPC_DONTWAIT);
+            break;
+        }
+        case S_OP_HELLO: {
+            //  how: bit 0 role, bits 1-2 descriptor (none, /dev/null, an
+            //  unsealed memfd, a real segment), bits 3-5 capacity (64 << n),
+            //  bit 6 capacity from the input, bit 7 the segment's ring not
+            //  at its start
+            uint8_t how = s_u8 (in);
+            uint64_t capacity = (uint64_t) SHMIPC_RING_MIN << (how >> 3 & 7);
+            if (how & 0x40)
+                capacity = s_u64 (in);
+            uint64_t segment = SHMIPC_SEGMENT_HEADER + capacity;
+            if (segment % 4096)
+                segment += 4096 - segment % 4096;
+            uint8_t record [SHMIPC__HELLO_FIXED + 4];
+            size_t size = shmipc__wire_hello (record, how & 1, capacity, segment, "peer", 4);
+            int kind = how >> 1 & 3;
+            int fd = kind == 1 ? s_devnull : -1;
+            shmipc_segment_t *decoy = NULL;
+            //  Make a memfd only of a sensible size (the record says what
+            //  it says)
+            if (segment < SHMIPC_SEGMENT_HEADER || segment > (1 << 20))
+                kind = kind >= 2 ? 0 : kind;
+            if (kind == 2) {
+                fd = memfd_create ("fuzz", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+                if (fd >= 0 && ftruncate (fd, (off_t) segment))
+                    S_CHECK (!"ftruncate");
+            }
+            if (kind == 3) {
+                decoy = shmipc_segment_new ("decoy", segment, SHMIPC__CHANNEL_KIND);
+                S_CHECK (decoy);
+                fd = shmipc_segment_fd (decoy);
+                shmipc__control_t *ctl = (shmipc__control_t *)
+                    ((uint8_t *) shmipc_segment_data (decoy) + SHMIPC__CONTROL_OFFSET);
+                if (how & 0x80)
+                    ctl->head = ctl->tail = 8;
+                //  If we take it, we read and write other memory than the
+                //  peer's: what the fuzzer does there no longer tells
+                self->decoy = true;
+                self->pure = false;
+            }
+            if (fd >= 0)
+                (void) shmipc_fdpass_send (self->sock, record, size, &fd, 1,
+                                           SHMIPC_DONTWAIT);
+            else
+                s_send_record (self, record, size);
+            if (kind == 2 && fd >= 0)
+                close (fd);
+            shmipc_segment_destroy (&decoy);
+            break;
+        }
+        case S_OP_SHUT:
+            if (!self->shut)
+                shutdown (self->sock, SHUT_WR);
+            self->shut = true;
+            break;
+    }
+    return true;
+}
+
+//  Our half of an operation.
+static void
+s_step_us (s_fuzz_t *self, int op, s_input_t *in)
+{
+    shmipc_channel_t *us = self->us;
+    size_t size [S_FRAMES];
+    switch (op) {
+        case S_OP_SEND: {
+            uint8_t how = s_u8 (in);
+            size [0] = s_frame_size (in);
+            int flags = SHMIPC_DONTWAIT | (how & 1 ? SHMIPC_DEFER : 0);
+            //  While a message streams, usually go on with it
+            if (us->stream.active && !(how & 2))
+                s_send (self, self->stream_size, self->stream_nframes, flags, false);
+            else
+                s_send (self, size, 1, flags, false);
+            break;
+        }
+        case S_OP_SENDV: {
+            uint8_t how = s_u8 (in);
+            size_t nframes = s_frames (in, size, true);
+            s_send (self, size, nframes, SHMIPC_DONTWAIT | (how & 1 ? SHMIPC_DEFER : 0),
+                    false);
+            break;
+        }
+        case S_OP_SEND_MSG: {
+            size_t nframes = s_frames (in, size, false);
+            s_send (self, size, nframes, SHMIPC_DONTWAIT, true);
+            break;
+        }
+        case S_OP_RESEND:
+            if (self->stream_nframes)
+                s_send (self, self->stream_size, self->stream_nframes, SHMIPC_DONTWAIT, false);
+            break;
+        case S_OP_RECV: {
+            shmipc_msg_t *msg = shmipc_channel_recv (us, SHMIPC_DONTWAIT);
+            if (msg)
+                s_delivered_msg (self, msg);
+            else
+                s_recv_failed (self);
+            shmipc_msg_destroy (&msg);
+            break;
+        }
+        case S_OP_RECV_INTO:
+            if (shmipc_channel_recv_into (us, self->msg, SHMIPC_DONTWAIT) == 0)
+                s_delivered_msg (self, self->msg);
+            else
+                s_recv_failed (self);
+            break;
+        case S_OP_RECV_VIEW: {
+            uint8_t how = s_u8 (in);
+            const shmipc_frame_t *frames;
+            size_t nframes;
+            if (shmipc_channel_recv_view (us, &frames, &nframes, SHMIPC_DONTWAIT) == 0) {
+                const void **data = (const void **) malloc ((nframes + 1) * sizeof *data);
+                size_t *sizes = (size_t *) malloc ((nframes + 1) * sizeof *sizes);
+                S_CHECK (data && sizes);
+                for (size_t index = 0; index < nframes; index++) {
+                    S_CHECK (frames [index].data || frames [index].size == 0);
+                    data [index] = frames [index].data;
+                    sizes [index] = frames [index].size;
+                }
+                s_delivered (self, nframes, data, sizes, true);
+                free (data);
+                free (sizes);
+                if (how & 1) {
+                    shmipc_channel_recv_done (us);
+                    self->held = false;
+                    self->msgs_received++;
+                }
+            }
+            else
+                s_recv_failed (self);
+            break;
+        }
+        case S_OP_RECV_DONE:
+            shmipc_channel_recv_done (us);
+            if (self->held)
+                self->msgs_received++;
+            self->held = false;
+            break;
+        case S_OP_RECV_VECTORED: {
+            size_t max = 1 + s_u8 (in) % S_VECTORED;
+            shmipc_msg_t *msgs [S_VECTORED];
+            ssize_t count = shmipc_channel_recv_vectored (us, msgs, max, SHMIPC_DONTWAIT);
+            if (count < 0)
+                s_recv_failed (self);
+            S_CHECK (count <= (ssize_t) max);
+            for (ssize_t index = 0; index < count; index++) {
+                s_delivered_msg (self, msgs [index]);
+                shmipc_msg_destroy (&msgs [index]);
+            }
+            break;
+        }
+        case S_OP_SEND_CTRL: {
+            uint8_t how = s_u8 (in);
+            size_t bytes = s_frame_size (in);
+            if (bytes > SHMIPC_CTRL_MAX || (how & 1))
+                bytes = SHMIPC_CTRL_MAX + (how & 2 ? 1 : 0);
+            if (shmipc_channel_send_ctrl (us, s_pattern, bytes) == 0)
+                s_push (&self->ctrl_out, 1, bytes);
+            else {
+                S_CHECK (s_errno_known (errno));
+                S_CHECK (errno != EMSGSIZE || bytes > SHMIPC_CTRL_MAX
+                      || shmipc_channel_error (us) == EMSGSIZE);
+            }
+            break;
+        }
+        case S_OP_RECV_CTRL: {
+            uint8_t how = s_u8 (in);
+            size_t room = how & 1 ? SHMIPC_CTRL_MAX : s_u8 (in);
+            uint8_t buffer [SHMIPC_CTRL_MAX];
+            ssize_t rc = shmipc_channel_recv_ctrl (us, buffer, room);
+            if (rc >= 0) {
+                self->ctrl_in_read++;
+                s_shape_t shape;
+                if (s_pop (&self->ctrl_in, &shape))
+                    S_CHECK ((uint64_t) rc == shape.bytes
+                          && s_pattern_is (buffer, 0, (size_t) rc));
+            }
+            else
+                S_CHECK (s_errno_known (errno));
+            break;
+        }
+        case S_OP_EVENTS: {
+            int events = shmipc_channel_events (us);
+            if (!(events & SHMIPC_POLLERR) && self->peer_set && shmipc_channel_ready (us)) {
+                //  What it does not report, it armed; and before saying
+                //  there is nothing to read, it gave the space back
+                if (!(events & SHMIPC_POLLIN)) {
+                    S_CHECK (S_LOAD32 (&us->own_ctl->rx_sleep) & 1);
+                    S_CHECK (shmipc_ring_unreleased (us->rx) == 0);
+                }
+                if (!(events & SHMIPC_POLLOUT))
+                    S_CHECK (S_LOAD32 (&us->own_ctl->tx_sleep) & 1);
+            }
+            break;
+        }
+        case S_OP_PEEK_EVENTS:
+            (void) shmipc_channel_peek_events (us);
+            break;
+        case S_OP_FLUSH:
+            if (shmipc_channel_flush (us))
+                S_CHECK (s_errno_known (errno));
+            break;
+    }
+}
+
+//  What holds after every operation.
+static void
+s_check (s_fuzz_t *self, bool peer_set, uint64_t head_before, uint64_t tail_before)
+{
+    shmipc_channel_t *us = self->us;
+    //  An error stays
+    int error = shmipc_channel_error (us);
+    if (self->error)
+        S_CHECK (error == self->error);
+    self->error = error;
+    //  The control window, both ways
+    S_CHECK (us->ctrl_count <= SHMIPC_CTRL_WINDOW);
+    S_CHECK ((uint32_t) (us->ctrl_sent - us->ctrl_acked) <= SHMIPC_CTRL_WINDOW);
+    //  Counters count what happened: every message sent, every message
+    //  handed over (once)
+    shmipc_channel_stats_t stats;
+    shmipc_channel_stats (us, &stats);
+    S_CHECK (stats.msgs_sent == self->msgs_sent);
+    S_CHECK (stats.msgs_received == self->msgs_received);
+    //  Ready, and only then, no deadline and a peer name
+    bool ready = shmipc_channel_ready (us);
+    S_CHECK (!ready || shmipc_channel_deadline (us) == -1);
+    S_CHECK (!ready || shmipc_channel_peer_name (us));
+    if (!peer_set || self->decoy)
+        return;
+    //  Whoever publishes or releases while the other side says it sleeps
+    //  wakes it (the WAKE itself may be dropped on a full socket)
+    uint32_t rx_sleep = S_LOAD32 (&self->ctl->rx_sleep);
+    uint32_t tx_sleep = S_LOAD32 (&self->ctl->tx_sleep);
+    if (S_LOAD64 (&self->our_ctl->head) != head_before && (rx_sleep & 1))
+        S_CHECK (us->woke_rx == rx_sleep);
+    if (S_LOAD64 (&self->our_ctl->tail) != tail_before && (tx_sleep & 1))
+        S_CHECK (us->woke_tx == tx_sleep);
+}
+
+int
+LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
+{
+    s_init ();
+    if (size < 3)
+        return 0;
+    s_input_t in = { .data = data, .size = size, .at = 3 };
+    s_fuzz_t fuzz;
+    s_fuzz_new (&fuzz, data [0], data [1], data [2]);
+    while (in.at < in.size) {
+        int op = s_u8 (&in) % S_OPS;
+        size_t from = in.at;
+        bool peer_set = fuzz.peer_set;
+        uint64_t head_before = fuzz.peer_set ? S_LOAD64 (&fuzz.our_ctl->head) : 0;
+        uint64_t tail_before = fuzz.peer_set ? S_LOAD64 (&fuzz.our_ctl->tail) : 0;
+        if (op <= S_OP_SHUT)
+            s_step_peer (&fuzz, op, &in);
+        else
+            s_step_us (&fuzz, op, &in);
+        if (s_trace)
+            s_print (&fuzz, op, &in, from);
+        s_check (&fuzz, peer_set, head_before, tail_before);
+    }
+    s_fuzz_destroy (&fuzz);
+    return 0;
+}
