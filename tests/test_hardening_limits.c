@@ -14,7 +14,7 @@
     =========================================================================
 */
 
-#include "hostile/reliability.h"
+#include "testutil_reliability.h"
 
 #include <ctype.h>
 #include <sys/resource.h>
@@ -34,7 +34,7 @@
 #define S_FDS_BASE          256
 
 static struct {
-    rl_child_t children [4];        //  Helpers of the running test
+    tu_child_t children [4];        //  Helpers of the running test
     char log [64];                  //  The server's diagnostics, if any
 } s_fx;
 
@@ -43,10 +43,10 @@ static struct {
 
 //  Start program (in limits/, next to us) with args, a NULL-terminated
 //  array. rl_start_argv looks in hostile/, its sibling.
-static rl_child_t *
+static tu_child_t *
 s_start (const char *program, const char *const *args)
 {
-    rl_child_t *child = NULL;
+    tu_child_t *child = NULL;
     for (int index = 0; index < 4 && !child; index++)
         if (s_fx.children [index].pid == 0 && s_fx.children [index].out < 0)
             child = &s_fx.children [index];
@@ -59,7 +59,7 @@ s_start (const char *program, const char *const *args)
 
 //  Start the server on endpoint with options (NULL-terminated); it logs
 //  to s_fx.log. Waits for "ready".
-static rl_child_t *
+static tu_child_t *
 s_server_start (const char *endpoint, const char *option, ...)
 {
     const char *args [16] = { "-l", s_fx.log };
@@ -71,19 +71,19 @@ s_server_start (const char *endpoint, const char *option, ...)
     va_end (list);
     args [count++] = endpoint;
     args [count] = NULL;
-    rl_child_t *server = s_start ("shmipc-limits-server", args);
+    tu_child_t *server = s_start ("shmipc-limits-server", args);
     rl_expect (server, "ready", NULL, 0);
     return server;
 }
 
 //  Send a command line to a helper and read its answer into line.
 static void
-s_ask (rl_child_t *child, const char *command, char *line, size_t size)
+s_ask (tu_child_t *child, const char *command, char *line, size_t size)
 {
     char text [64];
     int length = snprintf (text, sizeof text, "%s\n", command);
     assert_int_equal (write (child->in, text, (size_t) length), length);
-    int rc = rl_read_line (child, line, size, RL_PATIENCE_MS);
+    int rc = tu_child_read_line (child, line, size, RL_PATIENCE_MS);
     if (rc)
         print_error ("helper %d: no answer to '%s'\n", (int) child->pid, command);
     assert_int_equal (rc, 0);
@@ -95,7 +95,7 @@ typedef struct {
 } s_stats_t;
 
 static s_stats_t
-s_server_stats (rl_child_t *server)
+s_server_stats (tu_child_t *server)
 {
     char line [512];
     s_ask (server, "stats", line, sizeof line);
@@ -113,7 +113,7 @@ s_server_stats (rl_child_t *server)
 
 //  Wait until the server has no connection left (after clients left).
 static s_stats_t
-s_server_wait_idle (rl_child_t *server)
+s_server_wait_idle (tu_child_t *server)
 {
     int64_t deadline = zclock_mono () + RL_PATIENCE_MS;
     s_stats_t stats = s_server_stats (server);
@@ -143,10 +143,10 @@ s_alive (pid_t pid)
 
 //  Assert the server still runs; if it died, say how.
 static void
-s_assert_alive (rl_child_t *server)
+s_assert_alive (tu_child_t *server)
 {
     if (!s_alive (server->pid)) {
-        int code = rl_finish (server, 0);
+        int code = tu_child_finish (server, 0);
         print_error ("server's last words:\n");
         char command [128];
         snprintf (command, sizeof command, "tail -n 3 %s >&2", s_fx.log);
@@ -157,7 +157,7 @@ s_assert_alive (rl_child_t *server)
 }
 
 //  Start a swarm and read its first line; returns it in line.
-static rl_child_t *
+static tu_child_t *
 s_swarm (char *line, size_t size, const char *option, ...)
 {
     const char *args [16];
@@ -168,8 +168,8 @@ s_swarm (char *line, size_t size, const char *option, ...)
         args [count++] = next;
     va_end (list);
     args [count] = NULL;
-    rl_child_t *swarm = s_start ("shmipc-swarm", args);
-    int rc = rl_read_line (swarm, line, size, 2 * RL_PATIENCE_MS);
+    tu_child_t *swarm = s_start ("shmipc-swarm", args);
+    int rc = tu_child_read_line (swarm, line, size, 2 * RL_PATIENCE_MS);
     if (rc)
         print_error ("swarm %d: no result\n", (int) swarm->pid);
     assert_int_equal (rc, 0);
@@ -178,9 +178,9 @@ s_swarm (char *line, size_t size, const char *option, ...)
 
 //  Close a swarm's connections and wait for it; it must exit 0.
 static void
-s_swarm_finish (rl_child_t *swarm)
+s_swarm_finish (tu_child_t *swarm)
 {
-    assert_int_equal (rl_finish (swarm, 0), 0);
+    assert_int_equal (tu_child_finish (swarm, 0), 0);
 }
 
 //  One new client: it must be greeted and get its echo.
@@ -188,7 +188,7 @@ static void
 s_assert_new_client_served (const char *endpoint, const char *timeout_ms)
 {
     char line [128];
-    rl_child_t *client = s_swarm (line, sizeof line, "-t", timeout_ms, endpoint, "1",
+    tu_child_t *client = s_swarm (line, sizeof line, "-t", timeout_ms, endpoint, "1",
                                   "greet", NULL);
     if (strcmp (line, "greeted 1 refused 0 timedout 0"))
         print_error ("new client: '%s'\n", line);
@@ -322,7 +322,7 @@ s_setup (void **state)
 {
     static int counter = 0;
     for (int index = 0; index < 4; index++)
-        s_fx.children [index] = (rl_child_t) { .pid = 0, .in = -1, .out = -1 };
+        s_fx.children [index] = (tu_child_t) { .pid = 0, .in = -1, .out = -1 };
     snprintf (s_fx.log, sizeof s_fx.log, "/tmp/shmipc-limits-log-%d-%d",
               (int) getpid (), counter++);
     return 0;
@@ -332,7 +332,7 @@ static int
 s_teardown (void **state)
 {
     for (int index = 0; index < 4; index++)
-        rl_finish (&s_fx.children [index], SIGKILL);
+        tu_child_finish (&s_fx.children [index], SIGKILL);
     if (!getenv ("RL_KEEP_LOG"))
         unlink (s_fx.log);
     return 0;
@@ -347,13 +347,13 @@ test_server_at_descriptor_limit_serves_some_refuses_the_rest_and_survives (void 
 {
     char endpoint [256], line [256];
     tu_endpoint (endpoint, sizeof endpoint, 'a');
-    rl_child_t *server = s_server_start (endpoint, "-n", S_LOW_NOFILE, NULL);
+    tu_child_t *server = s_server_start (endpoint, "-n", S_LOW_NOFILE, NULL);
 
     //  20 clients at once; 64 descriptors hold about a dozen connections
     const int clients = 20;
     char count [16];
     snprintf (count, sizeof count, "%d", clients);
-    rl_child_t *swarm = s_swarm (line, sizeof line, "-t", "8000", endpoint, count,
+    tu_child_t *swarm = s_swarm (line, sizeof line, "-t", "8000", endpoint, count,
                                  "greet", NULL);
     int greeted, refused, timedout;
     assert_int_equal (sscanf (line, "greeted %d refused %d timedout %d",
@@ -385,7 +385,7 @@ test_server_at_descriptor_limit_serves_some_refuses_the_rest_and_survives (void 
     s_server_wait_idle (server);
     s_assert_new_client_served (endpoint, "10000");
     s_assert_alive (server);
-    assert_int_equal (rl_finish (server, 0), 0);
+    assert_int_equal (tu_child_finish (server, 0), 0);
 }
 
 //  The descriptors run out between the handshake and the greeting: the
@@ -397,14 +397,14 @@ test_server_out_of_descriptors_at_greeting_refuses_instead_of_aborting (void **s
 {
     char endpoint [256], line [256];
     tu_endpoint (endpoint, sizeof endpoint, 'a');
-    rl_child_t *server = s_server_start (endpoint, "-n", S_LOW_NOFILE, NULL);
-    rl_child_t *held = s_swarm (line, sizeof line, "-w", "-t", "8000", endpoint, "8",
+    tu_child_t *server = s_server_start (endpoint, "-n", S_LOW_NOFILE, NULL);
+    tu_child_t *held = s_swarm (line, sizeof line, "-w", "-t", "8000", endpoint, "8",
                                 "greet", NULL);
     int shook, refused, timedout;
     assert_int_equal (sscanf (line, "shook %d refused %d timedout %d",
                               &shook, &refused, &timedout), 3);
     assert_true (shook >= 1);
-    rl_child_t *crowd = s_swarm (line, sizeof line, endpoint, "100", "bare", NULL);
+    tu_child_t *crowd = s_swarm (line, sizeof line, endpoint, "100", "bare", NULL);
     zclock_sleep (200);
     s_proc_t full = s_proc (server->pid);
     s_ask (held, "greet", line, sizeof line);
@@ -434,7 +434,7 @@ test_server_out_of_descriptors_at_greeting_refuses_instead_of_aborting (void **s
     s_server_wait_idle (server);
     s_assert_new_client_served (endpoint, "10000");
     s_assert_alive (server);
-    assert_int_equal (rl_finish (server, 0), 0);
+    assert_int_equal (tu_child_finish (server, 0), 0);
 }
 
 static void
@@ -452,9 +452,9 @@ test_server_serves_4000_connections_when_descriptors_allow (void **state)
     char endpoint [256], line [256], count [16];
     tu_endpoint (endpoint, sizeof endpoint, 'a');
     snprintf (count, sizeof count, "%ld", connections);
-    rl_child_t *server = s_server_start (endpoint, "-n", "max", "-c", "4096", NULL);
+    tu_child_t *server = s_server_start (endpoint, "-n", "max", "-c", "4096", NULL);
     int64_t started = zclock_mono ();
-    rl_child_t *swarm = s_swarm (line, sizeof line, "-n", "max", "-c", "4096", "-t", "30000",
+    tu_child_t *swarm = s_swarm (line, sizeof line, "-n", "max", "-c", "4096", "-t", "30000",
                                  endpoint, count, "greet", NULL);
     int64_t greeted_at = zclock_mono ();
     s_assert_alive (server);
@@ -480,7 +480,7 @@ test_server_serves_4000_connections_when_descriptors_allow (void **state)
 
     s_swarm_finish (swarm);
     s_server_wait_idle (server);
-    assert_int_equal (rl_finish (server, 0), 0);
+    assert_int_equal (tu_child_finish (server, 0), 0);
 }
 
 //  --------------------------------------------------------------------------
@@ -495,11 +495,11 @@ test_bare_connects_cost_no_segment_and_pending_handshakes_are_bounded (void **st
     tu_endpoint (endpoint, sizeof endpoint, 'a');
     snprintf (count, sizeof count, "%ld", attackers);
     //  The default capacity, 1 MiB each way, as in the report
-    rl_child_t *server = s_server_start (endpoint, "-n", "max", NULL);
+    tu_child_t *server = s_server_start (endpoint, "-n", "max", NULL);
     zclock_sleep (100);
     s_proc_t before = s_proc (server->pid);
 
-    rl_child_t *swarm = s_swarm (line, sizeof line, "-n", "max", endpoint, count, "bare", NULL);
+    tu_child_t *swarm = s_swarm (line, sizeof line, "-n", "max", endpoint, count, "bare", NULL);
     long connected, refused;
     assert_int_equal (sscanf (line, "connected %ld refused %ld", &connected, &refused), 2);
     assert_int_equal (connected + refused, attackers);
@@ -527,7 +527,7 @@ test_bare_connects_cost_no_segment_and_pending_handshakes_are_bounded (void **st
     s_swarm_finish (swarm);
     s_assert_new_client_served (endpoint, "10000");
     s_assert_alive (server);
-    assert_int_equal (rl_finish (server, 0), 0);
+    assert_int_equal (tu_child_finish (server, 0), 0);
 }
 
 //  --------------------------------------------------------------------------
@@ -539,13 +539,13 @@ test_server_at_emfile_backs_off_instead_of_spinning (void **state)
 {
     char endpoint [256], line [256];
     tu_endpoint (endpoint, sizeof endpoint, 'a');
-    rl_child_t *server = s_server_start (endpoint, "-n", S_LOW_NOFILE, NULL);
+    tu_child_t *server = s_server_start (endpoint, "-n", S_LOW_NOFILE, NULL);
     off_t mark = s_log_mark ();
 
     //  More bare connections than 64 descriptors hold: the server takes what
     //  it can, the rest wait in its backlog (until its handshake deadline,
     //  5 s, frees what it took)
-    rl_child_t *swarm = s_swarm (line, sizeof line, endpoint, "200", "bare", NULL);
+    tu_child_t *swarm = s_swarm (line, sizeof line, endpoint, "200", "bare", NULL);
     long connected, refused;
     assert_int_equal (sscanf (line, "connected %ld refused %ld", &connected, &refused), 2);
     zclock_sleep (300);
@@ -570,7 +570,7 @@ test_server_at_emfile_backs_off_instead_of_spinning (void **state)
     s_swarm_finish (swarm);
     s_assert_new_client_served (endpoint, "5000");
     s_assert_alive (server);
-    assert_int_equal (rl_finish (server, 0), 0);
+    assert_int_equal (tu_child_finish (server, 0), 0);
 }
 
 //  --------------------------------------------------------------------------
@@ -580,7 +580,7 @@ test_server_at_emfile_backs_off_instead_of_spinning (void **state)
 //  Echo count messages over the active client; return the server's CPU
 //  microseconds per echo, and the rate the client saw in *rate.
 static double
-s_cpu_per_echo (rl_child_t *server, rl_child_t *active, long count, double *rate)
+s_cpu_per_echo (tu_child_t *server, tu_child_t *active, long count, double *rate)
 {
     char command [32], line [128];
     snprintf (command, sizeof command, "echo %ld", count);
@@ -616,9 +616,9 @@ test_echo_cost_does_not_grow_with_idle_connections (void **state)
     //  which swings the figure 3x from run to run), the server's CPU time
     //  is the work each message costs
     setenv ("SHMIPC_SPIN_US", "0", 1);
-    rl_child_t *server = s_server_start (endpoint, "-n", "max", "-c", "4096", NULL);
+    tu_child_t *server = s_server_start (endpoint, "-n", "max", "-c", "4096", NULL);
     unsetenv ("SHMIPC_SPIN_US");
-    rl_child_t *active = s_swarm (line, sizeof line, "-c", "4096", endpoint, "1", "greet",
+    tu_child_t *active = s_swarm (line, sizeof line, "-c", "4096", endpoint, "1", "greet",
                                   NULL);
     assert_string_equal (line, "greeted 1 refused 0 timedout 0");
     double rate_alone, rate_crowd, ignored;
@@ -626,7 +626,7 @@ test_echo_cost_does_not_grow_with_idle_connections (void **state)
     double alone = s_cpu_per_echo (server, active, echoes, &rate_alone);
 
     snprintf (count, sizeof count, "%ld", idle);
-    rl_child_t *crowd = s_swarm (line, sizeof line, "-n", "max", "-c", "4096", endpoint,
+    tu_child_t *crowd = s_swarm (line, sizeof line, "-n", "max", "-c", "4096", endpoint,
                                  count, "greet", NULL);
     char expected [64];
     snprintf (expected, sizeof expected, "greeted %ld refused 0 timedout 0", idle);
@@ -648,7 +648,7 @@ test_echo_cost_does_not_grow_with_idle_connections (void **state)
     s_swarm_finish (crowd);
     s_swarm_finish (active);
     s_server_wait_idle (server);
-    assert_int_equal (rl_finish (server, 0), 0);
+    assert_int_equal (tu_child_finish (server, 0), 0);
 }
 
 int

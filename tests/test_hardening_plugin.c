@@ -10,7 +10,7 @@
     =========================================================================
 */
 
-#include "peer/plugin_testlib.h"
+#include "testutil_plugin.h"
 
 #include <stdatomic.h>
 #include <sys/stat.h>
@@ -49,61 +49,6 @@ s_frame_size (s_sizes_t sizes, size_t index, size_t count)
     return pattern [index % (sizeof pattern / sizeof pattern [0])];
 }
 
-//  The seed of frame index of message seed.
-static uint64_t
-s_frame_seed (uint64_t seed, size_t index)
-{
-    return seed * 1000003 + index;
-}
-
-//  Send one message of count frames, filled from seed.
-static void
-s_send_frames (zsock_t *sock, s_sizes_t sizes, size_t count, uint64_t seed,
-               uint8_t *scratch)
-{
-    void *handle = zsock_resolve (sock);
-    for (size_t index = 0; index < count; index++) {
-        size_t size = s_frame_size (sizes, index, count);
-        tu_fill (scratch, size, s_frame_seed (seed, index));
-        int rc = zmq_send (handle, scratch, size, index + 1 < count ? ZMQ_SNDMORE : 0);
-        if (rc != (int) size)
-            print_error ("send frame %zu of %zu: %s\n", index, count,
-                         zmq_strerror (zmq_errno ()));
-        assert_int_equal (rc, (int) size);
-    }
-}
-
-//  Receive one message and check that it is the one s_send_frames sent:
-//  as many frames, each of its size and content, more flags right.
-static void
-s_expect_frames (zsock_t *sock, s_sizes_t sizes, size_t count, uint64_t seed)
-{
-    void *handle = zsock_resolve (sock);
-    zmq_msg_t frame;
-    zmq_msg_init (&frame);
-    for (size_t index = 0; index < count; index++) {
-        int rc = zmq_msg_recv (&frame, handle, 0);
-        if (rc == -1)
-            print_error ("frame %zu of %zu: %s\n", index, count,
-                         zmq_strerror (zmq_errno ()));
-        assert_true (rc >= 0);
-        size_t size = s_frame_size (sizes, index, count);
-        bool good = zmq_msg_size (&frame) == size
-                 && tu_check (zmq_msg_data (&frame), size, s_frame_seed (seed, index))
-                 && zmq_msg_more (&frame) == (index + 1 < count);
-        if (!good)
-            print_error ("message %" PRIu64 " of %zu frames: frame %zu has %zu bytes "
-                         "(expected %zu), content %s, more %d\n", seed, count, index,
-                         zmq_msg_size (&frame), size,
-                         zmq_msg_size (&frame) == size
-                         && tu_check (zmq_msg_data (&frame), size,
-                                      s_frame_seed (seed, index)) ? "good" : "bad",
-                         zmq_msg_more (&frame));
-        assert_true (good);
-    }
-    zmq_msg_close (&frame);
-}
-
 //  Two messages of count frames each way between two PAIRs over shm://,
 //  with rings of capacity bytes (a message bigger than the ring streams).
 static void
@@ -117,20 +62,22 @@ s_multipart_round (s_sizes_t sizes, size_t count, size_t capacity, uint64_t seed
     pt_bind (server, &s_shm, endpoint, sizeof endpoint);
     pt_connect (client, endpoint);
     pt_wait_peers (server, 1);
-    uint8_t *scratch = (uint8_t *) malloc (S_LARGE_FRAME);
-    assert_non_null (scratch);
+    size_t *frames = (size_t *) malloc (count * sizeof (size_t));
+    assert_non_null (frames);
+    for (size_t index = 0; index < count; index++)
+        frames [index] = s_frame_size (sizes, index, count);
     zsock_t *from = client, *to = server;
     for (int direction = 0; direction < 2; direction++) {
         //  Back to back: the boundary between them must hold too
-        s_send_frames (from, sizes, count, seed, scratch);
-        s_send_frames (from, sizes, count, seed + 1, scratch);
-        s_expect_frames (to, sizes, count, seed);
-        s_expect_frames (to, sizes, count, seed + 1);
+        pt_send_frames (from, frames, count, seed);
+        pt_send_frames (from, frames, count, seed + 1);
+        pt_expect_frames (to, frames, count, seed);
+        pt_expect_frames (to, frames, count, seed + 1);
         seed += 2;
         from = server;
         to = client;
     }
-    free (scratch);
+    free (frames);
     shmipc_stats_t stats;
     assert_int_equal (shmipc_sock_stats (server, &stats), 0);
     assert_int_equal (stats.msgs_in, 2);
@@ -378,19 +325,6 @@ test_commands_under_a_signal_storm_never_fail_with_eintr_and_get_their_own_repli
 //  socket that malloc put at the same address inherited the entry, so it was
 //  never bound to its own inproc endpoint and silently received nothing.
 
-//  Under ASan and valgrind freed blocks wait in quarantine, so the same
-//  address does not come back; nor can we count on it under TSan.
-#if defined (__SANITIZE_ADDRESS__) || defined (__SANITIZE_THREAD__)
-#   define S_NO_ADDRESS_REUSE
-#endif
-#if defined (__has_feature)
-#   if __has_feature (address_sanitizer) || __has_feature (thread_sanitizer)
-#       ifndef S_NO_ADDRESS_REUSE
-#           define S_NO_ADDRESS_REUSE
-#       endif
-#   endif
-#endif
-
 static void
 test_socket_at_the_address_of_one_plainly_destroyed_binds_and_receives (void **state)
 {
@@ -434,10 +368,10 @@ test_socket_at_the_address_of_one_plainly_destroyed_binds_and_receives (void **s
     }
     print_message ("    20 sockets after a plain zsock_destroy: %d at a freed address\n",
                    reused);
-#ifndef S_NO_ADDRESS_REUSE
-    if (!tu_under_valgrind ())
+    //  Under ASan and valgrind freed blocks wait in quarantine, so the same
+    //  address does not come back; nor can we count on it under TSan.
+    if (!tu_under_asan () && !tu_under_tsan () && !tu_under_valgrind ())
         assert_true (reused > 0);
-#endif
     pt_assert_baseline (baseline);
 }
 
@@ -490,7 +424,7 @@ test_plain_zsock_destroy_leaves_no_thread_descriptor_mapping_or_socket_file
 
 //  A helper process: tests/careless/shmipc-careless, next to this program.
 typedef struct {
-    pt_peer_t process;          //  Its pid and stdout
+    tu_child_t process;         //  Its pid and stdout
     char errors [64];           //  The file its stderr goes to
 } s_careless_t;
 
@@ -500,39 +434,16 @@ static void
 s_careless_start (s_careless_t *careless, const char *arg, ...)
 {
     static int counter = 0;
-    char exe [PATH_MAX];
-    ssize_t size = readlink ("/proc/self/exe", exe, sizeof exe - 1);
-    assert_true (size > 0);
-    exe [size] = 0;
-    char *slash = strrchr (exe, '/');
-    assert_non_null (slash);
-    snprintf (slash, sizeof exe - (size_t) (slash - exe), "/careless/shmipc-careless");
-    char *argv [16];
-    int argc = 0;
-    argv [argc++] = exe;
-    va_list args;
-    va_start (args, arg);
-    for (const char *next = arg; next && argc < 15; next = va_arg (args, const char *))
-        argv [argc++] = (char *) next;
-    va_end (args);
-    argv [argc] = NULL;
+    const char *args [16];
+    va_list list;
+    va_start (list, arg);
+    tu_collect_args (args, 16, arg, list);
+    va_end (list);
     //  Named as pt_remove_socket_files cleans up after a failed test
     snprintf (careless->errors, sizeof careless->errors, "/tmp/shmipc-ptest-%d-careless-%d",
               (int) getpid (), counter++);
-    int pipe_fds [2];
-    assert_int_equal (pipe2 (pipe_fds, O_CLOEXEC), 0);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init (&actions);
-    posix_spawn_file_actions_adddup2 (&actions, pipe_fds [1], STDOUT_FILENO);
-    posix_spawn_file_actions_addopen (&actions, STDERR_FILENO, careless->errors,
-                                      O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    int rc = posix_spawn (&careless->process.pid, exe, &actions, NULL, argv, environ);
-    posix_spawn_file_actions_destroy (&actions);
-    close (pipe_fds [1]);
-    if (rc)
-        print_error ("spawn %s: %s\n", exe, strerror (rc));
-    assert_int_equal (rc, 0);
-    careless->process.out = pipe_fds [0];
+    tu_spawn_t how = { .stderr_path = careless->errors };
+    tu_spawn (&careless->process, "careless/shmipc-careless", args, &how);
 }
 
 //  Wait up to timeout_ms for the helper to exit; return its exit code (or
@@ -556,7 +467,7 @@ s_careless_exit (s_careless_t *careless, int timeout_ms, bool *asserted)
         tu_wait (careless->process.pid);
     }
     careless->process.pid = 0;
-    pt_peer_finish (&careless->process, 0);
+    tu_child_finish (&careless->process, 0);
     *asserted = false;
     FILE *file = fopen (careless->errors, "r");
     if (file) {
@@ -592,7 +503,7 @@ s_exit_live (const pt_transport_t *t, bool helper_binds, bool peer_up)
         pull = pt_sock (ZMQ_PULL);
         assert_int_equal (shmipc_bind (pull, "%s", endpoint), 0);
     }
-    s_careless_t careless = { { 0, -1 }, "" };
+    s_careless_t careless = { { 0, -1, -1 }, "" };
     s_careless_start (&careless, mode, attach, count_text, linger, NULL);
     pt_peer_expect (&careless.process, "ready");
     if (peer_up && helper_binds) {

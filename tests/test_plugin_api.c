@@ -8,7 +8,7 @@
     =========================================================================
 */
 
-#include "peer/plugin_testlib.h"
+#include "testutil_plugin.h"
 
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -505,9 +505,9 @@ s_linger_delivers (const pt_transport_t *t, bool server_first, int linger)
     char count_text [32], done [48];
     snprintf (count_text, sizeof count_text, "%ld", count);
     snprintf (done, sizeof done, "ok %ld", count);
-    pt_peer_t server = { 0, -1 };
+    tu_child_t server = { 0, -1, -1 };
     if (server_first) {
-        pt_peer_start (&server, "pull", bind, count_text, NULL);
+        pt_peer_start (&server, PT_PEER, "pull", bind, count_text, NULL);
         pt_peer_expect (&server, "ready");
     }
     zsock_t *push = pt_sock (ZMQ_PUSH);
@@ -521,13 +521,13 @@ s_linger_delivers (const pt_transport_t *t, bool server_first, int linger)
     s_send_stream (push, count);
     if (!server_first) {
         //  Not even a server to cross to
-        pt_peer_start (&server, "pull", bind, count_text, NULL);
+        pt_peer_start (&server, PT_PEER, "pull", bind, count_text, NULL);
         pt_peer_expect (&server, "ready");
     }
     shmipc_sock_destroy (&push);
     assert_null (push);
     pt_peer_expect (&server, done);
-    assert_int_equal (pt_peer_finish (&server, 0), 0);
+    assert_int_equal (tu_child_finish (&server, 0), 0);
     pt_assert_baseline (baseline);
 }
 
@@ -561,8 +561,8 @@ test_destroy_without_linger_returns_and_leaves_nothing (void **state)
     pt_watch_start (&watch, push, t);
     pt_bind (push, t, endpoint, sizeof endpoint);
     snprintf (connect, sizeof connect, ">%s", endpoint);
-    pt_peer_t sink;
-    pt_peer_start (&sink, "sink", connect, "10", NULL);
+    tu_child_t sink;
+    pt_peer_start (&sink, PT_PEER, "sink", connect, "10", NULL);
     pt_peer_expect (&sink, "ready");
     pt_watch_wait (&watch, 'h', 1);
     pt_watch_stop (&watch);
@@ -571,7 +571,7 @@ test_destroy_without_linger_returns_and_leaves_nothing (void **state)
         ;
     assert_int_equal (zmq_errno (), EAGAIN);
     shmipc_sock_destroy (&push);
-    assert_int_equal (pt_peer_finish (&sink, SIGKILL), 128 + SIGKILL);
+    assert_int_equal (tu_child_finish (&sink, SIGKILL), 128 + SIGKILL);
     pt_assert_baseline (baseline);
 }
 

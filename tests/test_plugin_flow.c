@@ -9,7 +9,7 @@
     =========================================================================
 */
 
-#include "peer/plugin_testlib.h"
+#include "testutil_plugin.h"
 
 #include <sys/resource.h>
 

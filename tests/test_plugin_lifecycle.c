@@ -9,7 +9,7 @@
     =========================================================================
 */
 
-#include "peer/plugin_testlib.h"
+#include "testutil_plugin.h"
 
 static const pt_transport_t s_shm = { PT_SHM, "shm" };
 static const pt_transport_t s_shm_path = { PT_SHM_PATH, "shm-path" };
@@ -49,13 +49,13 @@ test_push_stops_at_the_high_water_mark_when_nobody_reads (void **state)
     char endpoint [S_ENDPOINT_MAX], connect [S_ENDPOINT_MAX + 1];
     pt_bind (push, t, endpoint, sizeof endpoint);
     snprintf (connect, sizeof connect, ">%s", endpoint);
-    pt_peer_t sink;
-    pt_peer_start (&sink, "sink", connect, "10", NULL);
+    tu_child_t sink;
+    pt_peer_start (&sink, PT_PEER, "sink", connect, "10", NULL);
     pt_peer_expect (&sink, "ready");
     pt_watch_wait (&watch, 'h', 1);
     pt_watch_stop (&watch);
 
-    long rss_before = pt_rss_kib ();
+    long rss_before = tu_rss_kib ();
     //  Fill until nothing moves: EAGAIN, and no room comes within a
     //  generous wait
     int sent = 0;
@@ -69,7 +69,7 @@ test_push_stops_at_the_high_water_mark_when_nobody_reads (void **state)
         if (zmq_poll (&item, 1, 2000) == 0)
             break;
     }
-    long rss_full = pt_rss_kib ();
+    long rss_full = tu_rss_kib ();
     print_message ("%s: %d messages of %d bytes accepted, RSS +%ld KiB\n", t->name,
                    sent, S_HWM_MSG_SIZE, rss_full - rss_before);
     //  Bounded: the high-water marks (10 here, 10 at the sink), the ring or
@@ -84,9 +84,9 @@ test_push_stops_at_the_high_water_mark_when_nobody_reads (void **state)
         assert_int_equal (s_send_block (push), -1);
         assert_int_equal (zmq_errno (), EAGAIN);
     }
-    assert_true (pt_rss_kib () - rss_full < 8 * 1024);
+    assert_true (tu_rss_kib () - rss_full < 8 * 1024);
 
-    assert_int_equal (pt_peer_finish (&sink, SIGKILL), 128 + SIGKILL);
+    assert_int_equal (tu_child_finish (&sink, SIGKILL), 128 + SIGKILL);
     shmipc_sock_destroy (&push);
     pt_assert_baseline (baseline);
 }
@@ -197,8 +197,8 @@ test_client_reconnects_after_the_server_is_killed_and_restarted (void **state)
     pt_fresh (t, endpoint, sizeof endpoint);
     snprintf (bind, sizeof bind, "@%s", endpoint);
 
-    pt_peer_t server;
-    pt_peer_start (&server, "echo", bind, NULL);
+    tu_child_t server;
+    pt_peer_start (&server, PT_PEER, "echo", bind, NULL);
     pt_peer_expect (&server, "ready");
     zsock_t *client = pt_sock (ZMQ_DEALER);
     zsock_set_reconnect_ivl (client, 20);
@@ -209,11 +209,11 @@ test_client_reconnects_after_the_server_is_killed_and_restarted (void **state)
     assert_int_equal (s_ping_until_echo (client, &seq), 0);
 
     for (int restart = 0; restart < 3; restart++) {
-        assert_int_equal (pt_peer_finish (&server, SIGKILL), 128 + SIGKILL);
+        assert_int_equal (tu_child_finish (&server, SIGKILL), 128 + SIGKILL);
         pt_watch_wait (&watch, 'e', restart + 1);
         //  Again on the same endpoint (a path endpoint's socket file is
         //  still there, left by the killed process)
-        pt_peer_start (&server, "echo", bind, NULL);
+        pt_peer_start (&server, PT_PEER, "echo", bind, NULL);
         pt_peer_expect (&server, "ready");
         assert_int_equal (s_ping_until_echo (client, &seq), 0);
     }
@@ -225,7 +225,7 @@ test_client_reconnects_after_the_server_is_killed_and_restarted (void **state)
         assert_int_equal (stats.closed, 3);
         assert_int_equal (stats.peers, 1);
     }
-    assert_int_equal (pt_peer_finish (&server, SIGKILL), 128 + SIGKILL);
+    assert_int_equal (tu_child_finish (&server, SIGKILL), 128 + SIGKILL);
     shmipc_sock_destroy (&client);
     pt_assert_baseline (baseline);
 }
@@ -397,15 +397,15 @@ s_survives_a_killed_peer (const pt_transport_t *t, const char *size)
     char endpoint [S_ENDPOINT_MAX], connect [S_ENDPOINT_MAX + 1];
     pt_bind (pull, t, endpoint, sizeof endpoint);
     snprintf (connect, sizeof connect, ">%s", endpoint);
-    pt_peer_t victim, survivor;
-    pt_peer_start (&victim, "pushloop", connect, "A", size, NULL);
-    pt_peer_start (&survivor, "pushloop", connect, "B", "100", NULL);
+    tu_child_t victim, survivor;
+    pt_peer_start (&victim, PT_PEER, "pushloop", connect, "A", size, NULL);
+    pt_peer_start (&survivor, PT_PEER, "pushloop", connect, "B", "100", NULL);
     pt_peer_expect (&victim, "ready");
     pt_peer_expect (&survivor, "ready");
 
     long next [2] = { 0, 0 };
     s_drain_tags (pull, next, 20, 20);
-    assert_int_equal (pt_peer_finish (&victim, SIGKILL), 128 + SIGKILL);
+    assert_int_equal (tu_child_finish (&victim, SIGKILL), 128 + SIGKILL);
     //  The other pusher goes on; what the victim had sent before it died
     //  may still arrive, in order
     long victim_seen = next [0];
@@ -426,7 +426,7 @@ s_survives_a_killed_peer (const pt_transport_t *t, const char *size)
         assert_int_equal (stats.closed, 1);
     }
     pt_watch_stop (&watch);
-    assert_int_equal (pt_peer_finish (&survivor, SIGKILL), 128 + SIGKILL);
+    assert_int_equal (tu_child_finish (&survivor, SIGKILL), 128 + SIGKILL);
     shmipc_sock_destroy (&pull);
     pt_assert_baseline (baseline);
 }

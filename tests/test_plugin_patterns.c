@@ -7,7 +7,7 @@
     =========================================================================
 */
 
-#include "peer/plugin_testlib.h"
+#include "testutil_plugin.h"
 
 static const pt_transport_t s_shm = { PT_SHM, "shm" };
 static const pt_transport_t s_ipc = { PT_IPC, "ipc" };
@@ -255,9 +255,9 @@ test_pull_fair_queues_from_pushers (void **state)
     long each = tu_scaled (5000, 200);
     char count [32];
     snprintf (count, sizeof count, "%ld", each);
-    pt_peer_t pushers [3];
+    tu_child_t pushers [3];
     for (int index = 0; index < 3; index++) {
-        pt_peer_start (&pushers [index], "pushloop", connect, tags [index], "100",
+        pt_peer_start (&pushers [index], PT_PEER, "pushloop", connect, tags [index], "100",
                        count, NULL);
         pt_peer_expect (&pushers [index], "ready");
     }
@@ -303,7 +303,7 @@ test_pull_fair_queues_from_pushers (void **state)
     }
     for (int index = 0; index < 3; index++) {
         assert_int_equal (next [index], each);
-        assert_int_equal (pt_peer_finish (&pushers [index], SIGKILL), 128 + SIGKILL);
+        assert_int_equal (tu_child_finish (&pushers [index], SIGKILL), 128 + SIGKILL);
     }
     shmipc_sock_destroy (&pull);
     pt_assert_baseline (baseline);
@@ -695,33 +695,6 @@ test_router_mandatory_refuses_unknown_and_departed_peers (void **state)
 //  Message sizes
 
 static void
-s_send_sized (zsock_t *sock, const size_t *sizes, size_t nframes, uint64_t seed)
-{
-    for (size_t index = 0; index < nframes; index++) {
-        zmq_msg_t frame;
-        assert_int_equal (zmq_msg_init_size (&frame, sizes [index]), 0);
-        tu_fill (zmq_msg_data (&frame), sizes [index], seed + index);
-        int flags = index + 1 < nframes ? ZMQ_SNDMORE : 0;
-        assert_int_equal (zmq_msg_send (&frame, zsock_resolve (sock), flags),
-                          (int) sizes [index]);
-    }
-}
-
-static void
-s_expect_sized (zsock_t *sock, const size_t *sizes, size_t nframes, uint64_t seed)
-{
-    for (size_t index = 0; index < nframes; index++) {
-        zmq_msg_t frame;
-        zmq_msg_init (&frame);
-        assert_int_equal (zmq_msg_recv (&frame, zsock_resolve (sock), 0),
-                          (int) sizes [index]);
-        assert_true (tu_check (zmq_msg_data (&frame), sizes [index], seed + index));
-        assert_int_equal (zmq_msg_more (&frame), index + 1 < nframes);
-        zmq_msg_close (&frame);
-    }
-}
-
-static void
 test_messages_from_0_bytes_to_64_mib_arrive_intact (void **state)
 {
     const pt_transport_t *t = *state;
@@ -734,16 +707,16 @@ test_messages_from_0_bytes_to_64_mib_arrive_intact (void **state)
     pt_bind (server, t, endpoint, sizeof endpoint);
     pt_connect (client, endpoint);
     for (size_t index = 0; index < sizeof sizes / sizeof sizes [0]; index++) {
-        s_send_sized (client, &sizes [index], 1, index);
-        s_expect_sized (server, &sizes [index], 1, index);
-        s_send_sized (server, &sizes [index], 1, index + 100);
-        s_expect_sized (client, &sizes [index], 1, index + 100);
+        pt_send_frames (client, &sizes [index], 1, index);
+        pt_expect_frames (server, &sizes [index], 1, index);
+        pt_send_frames (server, &sizes [index], 1, index + 100);
+        pt_expect_frames (client, &sizes [index], 1, index + 100);
     }
     //  Several in flight at once, the large one between small ones
     for (size_t index = 0; index < sizeof sizes / sizeof sizes [0]; index++)
-        s_send_sized (client, &sizes [index], 1, index + 200);
+        pt_send_frames (client, &sizes [index], 1, index + 200);
     for (size_t index = 0; index < sizeof sizes / sizeof sizes [0]; index++)
-        s_expect_sized (server, &sizes [index], 1, index + 200);
+        pt_expect_frames (server, &sizes [index], 1, index + 200);
     shmipc_sock_destroy (&client);
     shmipc_sock_destroy (&server);
     pt_assert_baseline (baseline);
@@ -762,9 +735,9 @@ test_multipart_messages_with_large_frames_arrive_intact (void **state)
     pt_bind (pull, t, endpoint, sizeof endpoint);
     pt_connect (push, endpoint);
     for (uint64_t round = 0; round < 3; round++)
-        s_send_sized (push, frames, nframes, round * 10);
+        pt_send_frames (push, frames, nframes, round * 10);
     for (uint64_t round = 0; round < 3; round++)
-        s_expect_sized (pull, frames, nframes, round * 10);
+        pt_expect_frames (pull, frames, nframes, round * 10);
     shmipc_sock_destroy (&push);
     shmipc_sock_destroy (&pull);
     pt_assert_baseline (baseline);

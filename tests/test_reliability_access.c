@@ -13,7 +13,7 @@
     =========================================================================
 */
 
-#include "hostile/reliability.h"
+#include "testutil_reliability.h"
 
 //  The uid the peers drop to: nobody.
 #define S_OTHER_UID     65534
@@ -47,12 +47,12 @@ test_socket_file_is_owner_only_by_default (void **state)
     print_message ("    %s: mode %04o, owner %u\n", path, (unsigned) (st.st_mode & 07777),
                    (unsigned) st.st_uid);
     if (geteuid () == 0) {
-        rl_child_t peer;
+        tu_child_t peer;
         rl_start (&peer, "shmipc-hostile", "uid", S_OTHER_TEXT, endpoint, NULL);
         char line [128];
         rl_expect (&peer, "connect refused ", line, sizeof line);
         assert_int_equal (atoi (line + strlen ("connect refused ")), EACCES);
-        assert_int_equal (rl_finish (&peer, 0), 0);
+        assert_int_equal (tu_child_finish (&peer, 0), 0);
         print_message ("    uid %d, although allowed by the socket: '%s' (EACCES)\n",
                        S_OTHER_UID, line);
     }
@@ -78,11 +78,11 @@ test_server_refuses_a_client_of_another_uid_unless_allowed (void **state)
             args.uids [args.nuids++] = S_OTHER_UID;
         zactor_t *service = rl_service_new (&args);
         off_t mark = rl_log_mark ();
-        rl_child_t peer;
+        tu_child_t peer;
         rl_start (&peer, "shmipc-hostile", "uid", S_OTHER_TEXT, endpoint, NULL);
         char line [128];
         rl_expect (&peer, allowed ? "echo ok" : "closed", line, sizeof line);
-        assert_int_equal (rl_finish (&peer, 0), 0);
+        assert_int_equal (tu_child_finish (&peer, 0), 0);
         rl_stats_t stats;
         if (allowed) {
             stats = RL_WAIT_STAT (service, closed, 1);
@@ -112,7 +112,7 @@ test_client_refuses_a_server_of_another_uid_unless_allowed (void **state)
     rl_usage_t start = rl_usage ();
     char endpoint [256];
     tu_endpoint (endpoint, sizeof endpoint, 'a');
-    rl_child_t server;
+    tu_child_t server;
     rl_start (&server, "shmipc-hostile", "uidserver", S_OTHER_TEXT, endpoint, NULL);
     rl_expect (&server, "ready", NULL, 0);
 
@@ -151,7 +151,7 @@ test_client_refuses_a_server_of_another_uid_unless_allowed (void **state)
                    S_OTHER_UID, stats.connected);
     shmipc_sock_destroy (&dealer);
     rl_expect_eventually (&server, "served 1");
-    assert_int_equal (rl_finish (&server, SIGKILL), 128 + SIGKILL);
+    assert_int_equal (tu_child_finish (&server, SIGKILL), 128 + SIGKILL);
     rl_assert_usage (start);
 }
 

@@ -8,7 +8,7 @@
     =========================================================================
 */
 
-#include "hostile/reliability.h"
+#include "testutil_reliability.h"
 #include "shmipc_fdpass.h"
 #include "endpoint.h"
 
@@ -240,7 +240,7 @@ test_every_plugin_call_works_after_the_peer_vanished (void **state)
     tu_endpoint (endpoint, sizeof endpoint, 'a');
     tu_endpoint (other, sizeof other, 'a');
     snprintf (bind, sizeof bind, "@%s", endpoint);
-    rl_child_t server;
+    tu_child_t server;
     rl_start (&server, "shmipc-reliability-peer", "server", bind, NULL);
     rl_expect (&server, "ready", NULL, 0);
     zsock_t *dealer = pt_sock (ZMQ_DEALER);
@@ -249,7 +249,7 @@ test_every_plugin_call_works_after_the_peer_vanished (void **state)
     char *echo = zstr_recv (dealer);
     assert_non_null (echo);
     free (echo);
-    assert_int_equal (rl_finish (&server, SIGKILL), 128 + SIGKILL);
+    assert_int_equal (tu_child_finish (&server, SIGKILL), 128 + SIGKILL);
     shmipc_stats_t stats;
     int64_t deadline = zclock_mono () + RL_PATIENCE_MS;
     do {
@@ -291,13 +291,13 @@ test_every_plugin_call_works_after_the_peer_vanished (void **state)
     assert_int_equal (shmipc_bind (router, "%s", other), 0);
     char connect [300];
     snprintf (connect, sizeof connect, ">%s", other);
-    rl_child_t client;
+    tu_child_t client;
     rl_start (&client, "shmipc-reliability-peer", "storm", connect, "10", "run", NULL);
     zmsg_t *msg = zmsg_recv (router);
     assert_non_null (msg);
     zframe_t *id = zmsg_pop (msg);
     zmsg_destroy (&msg);
-    assert_int_equal (rl_finish (&client, SIGKILL), 128 + SIGKILL);
+    assert_int_equal (tu_child_finish (&client, SIGKILL), 128 + SIGKILL);
     deadline = zclock_mono () + RL_PATIENCE_MS;
     do {
         zclock_sleep (5);

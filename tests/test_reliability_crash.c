@@ -18,7 +18,7 @@
     =========================================================================
 */
 
-#include "hostile/reliability.h"
+#include "testutil_reliability.h"
 
 #ifndef S_STORM_CYCLES
 #   define S_STORM_CYCLES   160
@@ -45,16 +45,6 @@ typedef enum {
 static const char *s_kind_names [] = {
     "mid-handshake", "random time", "mid-message", "blocked on a full ring"
 };
-
-static uint64_t
-s_random (uint64_t *state)
-{
-    uint64_t x = *state;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return *state = x;
-}
 
 //  Wait until only the good clients are connected to service.
 static rl_stats_t
@@ -84,7 +74,7 @@ test_crash_storm_leaves_the_server_serving_and_at_baseline (void **state)
     setenv ("SHMIPC_RL_CAPACITY", "65536", 1);
     rl_service_args_t args = { .endpoint = endpoint, .capacity = S_CAPACITY, .rcvhwm = 10 };
     zactor_t *service = rl_service_new (&args);
-    rl_child_t good;
+    tu_child_t good;
     rl_start (&good, "shmipc-reliability-peer", "clients", connect, "2", "4", "1000",
               "1000", NULL);
     rl_expect (&good, "ready", NULL, 0);
@@ -97,18 +87,18 @@ test_crash_storm_leaves_the_server_serving_and_at_baseline (void **state)
     int64_t started = zclock_mono ();
     for (long cycle = 0; cycle < cycles; cycle++) {
         s_kind_t kind = (s_kind_t) (cycle % S_KINDS);
-        rl_child_t client;
+        tu_child_t client;
         char size [32];
         switch (kind) {
             case S_RAW_HANDSHAKE:
                 rl_start (&client, "shmipc-hostile", "stall", "hello", endpoint, NULL);
                 rl_expect (&client, "ready", NULL, 0);
-                usleep ((useconds_t) (s_random (&random) % 3000));
+                usleep ((useconds_t) (tu_random (&random) % 3000));
                 break;
             case S_RANDOM_TIME:
                 rl_start (&client, "shmipc-reliability-peer", "storm", connect, "2000",
                           "run", NULL);
-                usleep ((useconds_t) (s_random (&random) % 40000));
+                usleep ((useconds_t) (tu_random (&random) % 40000));
                 break;
             case S_MID_MESSAGE:
                 snprintf (size, sizeof size, "%d", S_BIG_MESSAGE);
@@ -116,7 +106,7 @@ test_crash_storm_leaves_the_server_serving_and_at_baseline (void **state)
                           "run", NULL);
                 rl_expect (&client, "ready", NULL, 0);
                 rl_expect (&client, "sending", NULL, 0);
-                usleep ((useconds_t) (s_random (&random) % 5000));
+                usleep ((useconds_t) (tu_random (&random) % 5000));
                 break;
             default:
                 rl_service_pause (service, true);
@@ -126,7 +116,7 @@ test_crash_storm_leaves_the_server_serving_and_at_baseline (void **state)
                 rl_expect (&client, "blocked", NULL, 0);
                 break;
         }
-        assert_int_equal (rl_finish (&client, SIGKILL), 128 + SIGKILL);
+        assert_int_equal (tu_child_finish (&client, SIGKILL), 128 + SIGKILL);
         if (kind == S_BLOCKED)
             rl_service_pause (service, false);
         kills [kind]++;
@@ -148,13 +138,13 @@ test_crash_storm_leaves_the_server_serving_and_at_baseline (void **state)
     rl_usage_t after = rl_assert_usage (serving);
     //  Bounded all along: what a dead client left queued is at most its
     //  share of the high-water marks and rings
-    assert_true (peak.rss_kib <= serving.rss_kib + RL_RSS_SLACK_KIB);
+    assert_true (peak.rss_kib <= serving.rss_kib + rl_rss_slack_kib ());
 
     //  The good clients: every echo back, in order, once
-    rl_stop (&good);
+    tu_child_stop (&good);
     char line [128];
     rl_expect (&good, "ok ", line, sizeof line);
-    assert_int_equal (rl_finish (&good, 0), 0);
+    assert_int_equal (tu_child_finish (&good, 0), 0);
     print_message ("    %ld cycles in %.1f s (seed %" PRIu64 "): killed %ld %s, %ld at a %s, "
                    "%ld %s, %ld %s\n", cycles, elapsed / 1000.0, seed,
                    kills [0], s_kind_names [0], kills [1], s_kind_names [1],
@@ -249,7 +239,7 @@ s_restarts (char kind)
     snprintf (bind, sizeof bind, "@%s", endpoint);
     setenv ("SHMIPC_RL_CAPACITY", "65536", 1);
 
-    rl_child_t server;
+    tu_child_t server;
     rl_start (&server, "shmipc-reliability-peer", "server", bind, NULL);
     rl_expect (&server, "ready", NULL, 0);
     s_client_t clients [S_CLIENTS];
@@ -268,7 +258,7 @@ s_restarts (char kind)
         for (int index = 0; index < S_CLIENTS; index++)
             assert_true (pt_send_tagged (zsock_resolve (clients [index].sock), "r",
                                          clients [index].seq, 100, 0) != -1);
-        assert_int_equal (rl_finish (&server, SIGKILL), 128 + SIGKILL);
+        assert_int_equal (tu_child_finish (&server, SIGKILL), 128 + SIGKILL);
         rl_start (&server, "shmipc-reliability-peer", "server", bind, NULL);
         rl_expect (&server, "ready", NULL, 0);
         s_echo_until (clients, 20);
@@ -287,7 +277,7 @@ s_restarts (char kind)
         resent += clients [index].resent;
         shmipc_sock_destroy (&clients [index].sock);
     }
-    assert_int_equal (rl_finish (&server, SIGKILL), 128 + SIGKILL);
+    assert_int_equal (tu_child_finish (&server, SIGKILL), 128 + SIGKILL);
     print_message ("    %s: %ld restarts in %.1f s under %d clients: all reconnected, "
                    "%ld echoes after restarts, %ld requests resent, %ld late echoes "
                    "of resent ones\n", kind == 'a' ? "abstract" : "path", restarts,

@@ -16,7 +16,7 @@
     =========================================================================
 */
 
-#include "hostile/reliability.h"
+#include "testutil_reliability.h"
 
 //  Random rounds of the attacks that take a seed (scaled).
 #ifndef S_RANDOM_ROUNDS
@@ -34,21 +34,21 @@ static struct {
     char endpoint [256];            //  The victim's
     rl_service_args_t args;         //  Its configuration
     zactor_t *service;              //  The victim
-    rl_child_t clients;             //  The well-behaved clients
+    tu_child_t clients;             //  The well-behaved clients
     rl_usage_t serving;             //  Our usage with the clients connected
     long attacks;                   //  Hostile connections so far
     bool failed;                    //  A test failed: keep the log
-    rl_child_t hostiles [4];        //  Hostile processes of the running test
+    tu_child_t hostiles [4];        //  Hostile processes of the running test
 } s_fx;
 
 //  Start a hostile peer in a free slot (finished by the test, or by
 //  s_test_teardown if the test fails first).
-static rl_child_t *
+static tu_child_t *
 s_hostile_start (const char *mode, const char *variant, const char *endpoint,
                  const char *seed)
 {
     for (int index = 0; index < 4; index++) {
-        rl_child_t *hostile = &s_fx.hostiles [index];
+        tu_child_t *hostile = &s_fx.hostiles [index];
         if (hostile->pid == 0 && hostile->out < 0) {
             rl_start (hostile, "shmipc-hostile", mode, variant, endpoint, seed, NULL);
             s_fx.attacks++;
@@ -67,7 +67,7 @@ s_test_teardown (void **state)
 {
     rl_log_forward (state);
     for (int index = 0; index < 4; index++)
-        rl_finish (&s_fx.hostiles [index], SIGKILL);
+        tu_child_finish (&s_fx.hostiles [index], SIGKILL);
     if (s_fx.failed) {
         rl_stats_t stats;
         int64_t deadline = zclock_mono () + RL_PATIENCE_MS;
@@ -87,7 +87,7 @@ s_setup (void **state)
     pt_warm_up ();
     rl_log_start ();
     for (int index = 0; index < 4; index++)
-        s_fx.hostiles [index] = (rl_child_t) { .pid = 0, .in = -1, .out = -1 };
+        s_fx.hostiles [index] = (tu_child_t) { .pid = 0, .in = -1, .out = -1 };
     tu_endpoint (s_fx.endpoint, sizeof s_fx.endpoint, 'a');
     s_fx.args = (rl_service_args_t) { .endpoint = s_fx.endpoint, .capacity = 65536 };
     s_fx.service = rl_service_new (&s_fx.args);
@@ -106,10 +106,10 @@ static int
 s_teardown (void **state)
 {
     //  Every echo the good clients sent came back, in order, once
-    rl_stop (&s_fx.clients);
+    tu_child_stop (&s_fx.clients);
     char line [256];
     rl_expect (&s_fx.clients, "ok ", line, sizeof line);
-    assert_int_equal (rl_finish (&s_fx.clients, 0), 0);
+    assert_int_equal (tu_child_finish (&s_fx.clients, 0), 0);
     rl_stats_t stats;
     rl_service_stats (s_fx.service, &stats);
     print_message ("    %ld hostile connections; good clients: '%s' (clients, echoes "
@@ -158,11 +158,11 @@ s_attack (const char *mode, const char *variant, const char *last,
     off_t mark = rl_log_mark ();
     char seed [32];
     snprintf (seed, sizeof seed, "%ld", s_fx.attacks);
-    rl_child_t *hostile = s_hostile_start (mode, variant, s_fx.endpoint, seed);
+    tu_child_t *hostile = s_hostile_start (mode, variant, s_fx.endpoint, seed);
     char line [256], final [256] = "";
-    while (rl_read_line (hostile, line, sizeof line, RL_PATIENCE_MS) == 0)
+    while (tu_child_read_line (hostile, line, sizeof line, RL_PATIENCE_MS) == 0)
         snprintf (final, sizeof final, "%s", line);
-    assert_int_equal (rl_finish (hostile, 0), 0);
+    assert_int_equal (tu_child_finish (hostile, 0), 0);
     if (last && strcmp (final, last))
         print_error ("%s %s: last said '%s', expected '%s'\n", mode, variant, final, last);
     if (last)
@@ -184,12 +184,12 @@ test_hostile_peer_cannot_write_resize_or_punch_our_segment (void **state)
     rl_stats_t before;
     rl_service_stats (s_fx.service, &before);
     off_t mark = rl_log_mark ();
-    rl_child_t *hostile = s_hostile_start ("seals", "-", s_fx.endpoint, NULL);
+    tu_child_t *hostile = s_hostile_start ("seals", "-", s_fx.endpoint, NULL);
     //  Every attempt on our segment's descriptor (and on its own, which we
     //  map) is refused by the kernel; then it still gets its echo
     char line [256];
     int refused = 0;
-    while (rl_read_line (hostile, line, sizeof line, RL_PATIENCE_MS) == 0
+    while (tu_child_read_line (hostile, line, sizeof line, RL_PATIENCE_MS) == 0
     &&     strncmp (line, "echo", 4)) {
         if (strncmp (line, "refused ", 8))
             print_error ("hostile peer: %s\n", line);
@@ -197,7 +197,7 @@ test_hostile_peer_cannot_write_resize_or_punch_our_segment (void **state)
         refused++;
     }
     assert_string_equal (line, "echo ok");
-    assert_int_equal (rl_finish (hostile, 0), 0);
+    assert_int_equal (tu_child_finish (hostile, 0), 0);
     print_message ("    %d ways to write, resize or punch a segment: all refused\n", refused);
     assert_int_equal (refused, 17);
     //  It closed, as a peer may: not an error
@@ -315,7 +315,7 @@ test_hostile_peers_that_stall_are_cut_off_at_the_deadline (void **state)
     rl_service_stats (s_fx.service, &before);
     off_t mark = rl_log_mark ();
     const char *variants [] = { "connect", "hello", "greeting" };
-    rl_child_t *hostiles [3];
+    tu_child_t *hostiles [3];
     for (int index = 0; index < 3; index++) {
         hostiles [index] = s_hostile_start ("stall", variants [index], s_fx.endpoint, NULL);
         rl_expect (hostiles [index], "ready", NULL, 0);
@@ -324,7 +324,7 @@ test_hostile_peers_that_stall_are_cut_off_at_the_deadline (void **state)
     s_assert_clients_served (&before, 100);
     for (int index = 0; index < 3; index++) {
         rl_expect (hostiles [index], "closed", NULL, 0);
-        assert_int_equal (rl_finish (hostiles [index], 0), 0);
+        assert_int_equal (tu_child_finish (hostiles [index], 0), 0);
     }
     s_assert_victim_recovered (&before, mark, 3, "handshake timed out", true);
     rl_log_expect (mark, "greeting timed out");
@@ -338,7 +338,7 @@ test_hostile_peer_that_never_reads_costs_bounded_memory (void **state)
     rl_stats_t before;
     rl_service_stats (s_fx.service, &before);
     off_t mark = rl_log_mark ();
-    rl_child_t *hostile = s_hostile_start ("stall", "noread", s_fx.endpoint, NULL);
+    tu_child_t *hostile = s_hostile_start ("stall", "noread", s_fx.endpoint, NULL);
     rl_expect (hostile, "ready", NULL, 0);
     //  It sends requests and never takes a reply: the replies fill its
     //  ring, then the ROUTER's pipe to it, then ROUTER drops them
@@ -357,11 +357,11 @@ test_hostile_peer_that_never_reads_costs_bounded_memory (void **state)
     s_assert_clients_served (&during, 100);
     print_message ("    %ld requests of 1 KiB never read back: victim RSS %ld KiB at the "
                    "start, %ld at most\n", want, s_fx.serving.rss_kib, rss_peak);
-    assert_true (rss_peak <= s_fx.serving.rss_kib + RL_RSS_SLACK_KIB);
+    assert_true (rss_peak <= s_fx.serving.rss_kib + rl_rss_slack_kib ());
     //  Told to stop, it leaves: an ordinary close
-    rl_stop (hostile);
+    tu_child_stop (hostile);
     rl_expect_eventually (hostile, "stopped");
-    assert_int_equal (rl_finish (hostile, 0), 0);
+    assert_int_equal (tu_child_finish (hostile, 0), 0);
     s_assert_victim_recovered (&before, mark, 1, "peer closed the connection", false);
     S_END;
 }
@@ -404,16 +404,16 @@ test_hostile_peer_with_a_duplicate_routing_id_is_refused (void **state)
         rl_stats_t before;
         rl_service_stats (s_fx.service, &before);
         off_t mark = rl_log_mark ();
-        rl_child_t *hostile = s_hostile_start ("dupid", "good-0", s_fx.endpoint, NULL);
+        tu_child_t *hostile = s_hostile_start ("dupid", "good-0", s_fx.endpoint, NULL);
         rl_expect (hostile, "sent 50", NULL, 0);
         rl_stats_t after = RL_WAIT_STAT (s_fx.service, closed, before.closed + 1);
         assert_int_equal (after.errors, before.errors + 1);
         assert_int_equal (after.peers, S_GOOD_CLIENTS);
         rl_log_expect (mark, "duplicate routing id");
         s_assert_clients_served (&after, 100);
-        rl_stop (hostile);
+        tu_child_stop (hostile);
         rl_expect (hostile, "replies 0", NULL, 0);
-        assert_int_equal (rl_finish (hostile, 0), 0);
+        assert_int_equal (tu_child_finish (hostile, 0), 0);
         rl_assert_usage (s_fx.serving);
     }
     S_END;
@@ -478,7 +478,7 @@ test_connecting_socket_survives_a_hostile_server (void **state)
     snprintf (bind, sizeof bind, "@%s", good);
     char text [32];
     snprintf (text, sizeof text, "%ld", count);
-    rl_child_t pusher;
+    tu_child_t pusher;
     rl_start (&pusher, "shmipc-reliability-peer", "push", bind, "good", "100", text, NULL);
     rl_expect (&pusher, "ready", NULL, 0);
     zsock_t *pull = pt_sock (ZMQ_PULL);
@@ -492,7 +492,7 @@ test_connecting_socket_survives_a_hostile_server (void **state)
         shmipc_stats_t before;
         assert_int_equal (shmipc_sock_stats (pull, &before), 0);
         off_t mark = rl_log_mark ();
-        rl_child_t *hostile = s_hostile_start (cases [index].mode, cases [index].variant,
+        tu_child_t *hostile = s_hostile_start (cases [index].mode, cases [index].variant,
                                                hostile_endpoint, NULL);
         rl_expect (hostile, "ready", NULL, 0);
         pt_connect (pull, hostile_endpoint);
@@ -502,14 +502,14 @@ test_connecting_socket_survives_a_hostile_server (void **state)
         while (closed < attacks_each && zclock_mono () < deadline) {
             s_drain_good (pull, &next);
             char line [256];
-            if (rl_read_line (hostile, line, sizeof line, 10) == 0
+            if (tu_child_read_line (hostile, line, sizeof line, 10) == 0
             &&  streq (line, "closed"))
                 closed++;
         }
         assert_int_equal (closed, attacks_each);
         assert_int_equal (shmipc_disconnect (pull, "%s", hostile_endpoint), 0);
-        rl_stop (hostile);
-        assert_int_equal (rl_finish (hostile, 0), 0);
+        tu_child_stop (hostile);
+        assert_int_equal (tu_child_finish (hostile, 0), 0);
         shmipc_stats_t after;
         assert_int_equal (shmipc_sock_stats (pull, &after), 0);
         assert_true (after.errors >= before.errors + (uint64_t) attacks_each);
@@ -531,7 +531,7 @@ test_connecting_socket_survives_a_hostile_server (void **state)
                    "of its good server arrived in order\n", attacks_each,
                    sizeof cases / sizeof cases [0], stats.connected, stats.errors, next);
     shmipc_sock_destroy (&pull);
-    assert_int_equal (rl_finish (&pusher, 0), 0);
+    assert_int_equal (tu_child_finish (&pusher, 0), 0);
     s_fx.attacks += attacks_each * (long) (sizeof cases / sizeof cases [0]) - 8;
     rl_assert_usage (start);
     S_END;

@@ -15,7 +15,7 @@
     =========================================================================
 */
 
-#include "hostile/reliability.h"
+#include "testutil_reliability.h"
 
 #ifndef S_LOAD_MS
 #   define S_LOAD_MS        5000
@@ -41,7 +41,7 @@ test_256_clients_echo_with_no_loss_reordering_or_duplicates (void **state)
     rl_usage_t idle = rl_usage ();
 
     //  Window of 8 requests in flight each, payloads of 0 to 256 bytes
-    rl_child_t clients [S_PROCESSES];
+    tu_child_t clients [S_PROCESSES];
     for (int index = 0; index < S_PROCESSES; index++)
         rl_start (&clients [index], "shmipc-reliability-peer", "clients", connect,
                   S_PER_PROCESS, "8", "256", "0", NULL);
@@ -68,7 +68,7 @@ test_256_clients_echo_with_no_loss_reordering_or_duplicates (void **state)
     //  Stop: each process waits for its echoes in flight, then counts
     long total = 0;
     for (int index = 0; index < S_PROCESSES; index++)
-        rl_stop (&clients [index]);
+        tu_child_stop (&clients [index]);
     for (int index = 0; index < S_PROCESSES; index++) {
         char line [128];
         rl_expect (&clients [index], "ok ", line, sizeof line);
@@ -77,7 +77,7 @@ test_256_clients_echo_with_no_loss_reordering_or_duplicates (void **state)
         assert_int_equal (sscanf (line, "ok %d %ld", &count, &echoes), 2);
         assert_int_equal (count, 64);
         total += echoes;
-        assert_int_equal (rl_finish (&clients [index], 0), 0);
+        assert_int_equal (tu_child_finish (&clients [index], 0), 0);
     }
     int64_t elapsed = zclock_mono () - started;
     rl_stats_t end = RL_WAIT_STAT (service, closed, S_CLIENTS);
@@ -114,7 +114,7 @@ test_slow_consumer_keeps_the_producer_memory_bounded (void **state)
     snprintf (connect, sizeof connect, ">%s", endpoint);
     assert_int_equal (shmipc_bind (push, "%s", endpoint), 0);
     setenv ("SHMIPC_RL_CAPACITY", "65536", 1);
-    rl_child_t pull;
+    tu_child_t pull;
     char text [32];
     snprintf (text, sizeof text, "%ld", count);
     rl_start (&pull, "shmipc-reliability-peer", "slowpull", connect, "4", "500", text, NULL);
@@ -135,11 +135,11 @@ test_slow_consumer_keeps_the_producer_memory_bounded (void **state)
     }
     char line [64];
     rl_expect (&pull, "ok ", line, sizeof line);
-    assert_int_equal (rl_finish (&pull, 0), 0);
+    assert_int_equal (tu_child_finish (&pull, 0), 0);
     print_message ("    %ld messages of 64 KiB (%ld MiB) to a slow consumer, SNDHWM 4: "
                    "producer RSS %ld KiB at the start, %ld at most; consumer: '%s'\n",
                    count, count * 64 / 1024, rss_start, rss_peak, line);
-    assert_true (rss_peak - rss_start < RL_RSS_SLACK_KIB);
+    assert_true (rss_peak - rss_start < rl_rss_slack_kib ());
     shmipc_sock_destroy (&push);
     rl_assert_usage (start);
 }

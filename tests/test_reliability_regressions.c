@@ -7,7 +7,7 @@
     =========================================================================
 */
 
-#include "hostile/reliability.h"
+#include "testutil_reliability.h"
 
 #include <sys/socket.h>
 
@@ -17,12 +17,12 @@ static rl_stats_t
 s_run_hostile (rl_service_args_t *args, const char *mode, const char *variant)
 {
     zactor_t *service = rl_service_new (args);
-    rl_child_t hostile;
+    tu_child_t hostile;
     rl_start (&hostile, "shmipc-hostile", mode, variant, args->endpoint, NULL);
     char line [256];
-    while (rl_read_line (&hostile, line, sizeof line, RL_PATIENCE_MS) == 0)
+    while (tu_child_read_line (&hostile, line, sizeof line, RL_PATIENCE_MS) == 0)
         ;
-    assert_int_equal (rl_finish (&hostile, 0), 0);
+    assert_int_equal (tu_child_finish (&hostile, 0), 0);
     rl_stats_t stats = RL_WAIT_STAT (service, closed, 1);
     zactor_destroy (&service);
     return stats;
@@ -93,21 +93,21 @@ test_peer_streaming_past_zmq_maxmsgsize_is_cut_off (void **state)
     zactor_t *service = rl_service_new (&args);
     long rss_before = rl_rss_kib ();
     off_t mark = rl_log_mark ();
-    rl_child_t hostile;
+    tu_child_t hostile;
     rl_start (&hostile, "shmipc-hostile", "bigmsg", "64", endpoint, NULL);
     char line [64];
-    assert_int_equal (rl_read_line (&hostile, line, sizeof line, RL_PATIENCE_MS), 0);
+    assert_int_equal (tu_child_read_line (&hostile, line, sizeof line, RL_PATIENCE_MS), 0);
     long rss_after = rl_rss_kib ();
     print_message ("    a peer streamed one frame of %s MiB against ZMQ_MAXMSGSIZE 1 MiB: "
                    "our RSS +%ld KiB\n", line + strlen ("streamed "), rss_after - rss_before);
-    rl_finish (&hostile, SIGKILL);
+    tu_child_finish (&hostile, SIGKILL);
     zactor_destroy (&service);
     //  What should have happened: cut off at 1 MiB, memory bounded
     char *log = rl_log_since (mark);
     bool cut_off = strstr (log, "message larger than the maximum size") != NULL;
     free (log);
     assert_true (cut_off);
-    assert_true (rss_after - rss_before < RL_RSS_SLACK_KIB);
+    assert_true (rss_after - rss_before < rl_rss_slack_kib ());
 }
 
 //  --------------------------------------------------------------------------
@@ -132,18 +132,18 @@ test_duplicate_routing_id_connections_leave_nothing_behind (void **state)
     snprintf (connect, sizeof connect, ">%s", endpoint);
     rl_service_args_t args = { .endpoint = endpoint, .capacity = 65536 };
     zactor_t *service = rl_service_new (&args);
-    rl_child_t good;
+    tu_child_t good;
     rl_start (&good, "shmipc-reliability-peer", "clients", connect, "1", "1", "10", "1000",
               "good", NULL);
     rl_expect (&good, "ready", NULL, 0);
     rl_usage_t before = rl_usage ();
     for (int round = 0; round < 3; round++) {
-        rl_child_t hostile;
+        tu_child_t hostile;
         rl_start (&hostile, "shmipc-hostile", "dupid", "good-0", endpoint, NULL);
         rl_expect (&hostile, "sent 50", NULL, 0);
-        rl_stop (&hostile);
+        tu_child_stop (&hostile);
         rl_expect (&hostile, "replies 0", NULL, 0);
-        assert_int_equal (rl_finish (&hostile, 0), 0);
+        assert_int_equal (tu_child_finish (&hostile, 0), 0);
         RL_WAIT_STAT (service, closed, (uint64_t) round + 1);
     }
     rl_usage_t after = rl_usage ();
@@ -154,9 +154,9 @@ test_duplicate_routing_id_connections_leave_nothing_behind (void **state)
     }
     print_message ("    3 connections with a duplicate routing id came and went: "
                    "%d descriptors before, %d after\n", before.fds, after.fds);
-    rl_stop (&good);
+    tu_child_stop (&good);
     rl_expect (&good, "ok ", NULL, 0);
-    rl_finish (&good, 0);
+    tu_child_finish (&good, 0);
     zactor_destroy (&service);
     assert_int_equal (after.fds, before.fds);
 }

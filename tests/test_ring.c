@@ -633,25 +633,15 @@ typedef struct {
     uint64_t r_cursor, r_released, r_seen, r_peeked;
 } s_model_t;
 
-static uint64_t
-s_random (uint64_t *state)
-{
-    uint64_t x = *state;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return *state = x;
-}
-
 //  A value near base, or anywhere.
 static uint64_t
 s_random_index (uint64_t *state, uint64_t base)
 {
-    uint64_t roll = s_random (state);
+    uint64_t roll = tu_random (state);
     switch (roll % 4) {
-        case 0:  return s_random (state);
-        case 1:  return base + (s_random (state) % 160) - 80;
-        case 2:  return base + ((s_random (state) % 20) - 10) * 8;
+        case 0:  return tu_random (state);
+        case 1:  return base + (tu_random (state) % 160) - 80;
+        case 2:  return base + ((tu_random (state) % 20) - 10) * 8;
         default: return base;
     }
 }
@@ -677,13 +667,13 @@ test_ring_survives_random_indices_and_headers (void **state)
     long rounds = tu_scaled (1000000, 5000);
     long successes = 0, refusals = 0;
     for (long round = 0; round < rounds; round++) {
-        uint64_t roll = s_random (&random) % 100;
+        uint64_t roll = tu_random (&random) % 100;
         if (roll < 3) {
             //  Start over somewhere in the 64-bit space
             s_rig_close (&rig);
-            uint64_t start = s_random (&random) & ~(uint64_t) 7;
+            uint64_t start = tu_random (&random) & ~(uint64_t) 7;
             if (roll == 0)
-                start = (uint64_t) 0 - 8 * (s_random (&random) % 16);
+                start = (uint64_t) 0 - 8 * (tu_random (&random) % 16);
             s_fresh (&rig, &model, start);
         }
         else
@@ -695,10 +685,10 @@ test_ring_survives_random_indices_and_headers (void **state)
         else
         if (roll < 25) {
             //  A random header (or garbage) at a random aligned offset
-            size_t offset = (size_t) (s_random (&random) % 8) * 8;
-            uint64_t word = s_random (&random);
+            size_t offset = (size_t) (tu_random (&random) % 8) * 8;
+            uint64_t word = tu_random (&random);
             if (word & 1)
-                word = (s_random (&random) % 72) | ((word >> 1) % 8) << 32;
+                word = (tu_random (&random) % 72) | ((word >> 1) % 8) << 32;
             memcpy (rig.data + offset, &word, sizeof word);
         }
         else
@@ -719,14 +709,14 @@ test_ring_survives_random_indices_and_headers (void **state)
             assert_int_equal (space, (int64_t) (64 - (model.w_cursor - tail)));
             assert_true (space >= 0 && space <= 64 && space % 8 == 0);
             successes++;
-            size_t size = (size_t) (s_random (&random) % 57);
+            size_t size = (size_t) (tu_random (&random) % 57);
             if (shmipc_ring_record_size (size) <= (size_t) space) {
                 tu_fill (bytes, size, round);
                 shmipc_ring_put (rig.writer, bytes, size,
-                                 (uint32_t) (s_random (&random) % 4));
+                                 (uint32_t) (tu_random (&random) % 4));
                 model.w_cursor += shmipc_ring_record_size (size);
             }
-            if (s_random (&random) % 2) {
+            if (tu_random (&random) % 2) {
                 bool pending = model.w_cursor != model.w_published;
                 assert_int_equal (shmipc_ring_pending (rig.writer), pending);
                 shmipc_ring_publish (rig.writer);
@@ -781,11 +771,11 @@ test_ring_survives_random_indices_and_headers (void **state)
             assert_non_null (copy);
             shmipc_ring_copy (&record, copy);
             free (copy);
-            if (s_random (&random) % 4) {
+            if (tu_random (&random) % 4) {
                 shmipc_ring_consume (rig.reader);
                 model.r_cursor += shmipc_ring_record_size (size);
             }
-            if (s_random (&random) % 2) {
+            if (tu_random (&random) % 2) {
                 bool moved = model.r_cursor != model.r_released;
                 assert_int_equal (shmipc_ring_release (rig.reader), moved);
                 model.r_released = model.r_cursor;

@@ -308,16 +308,6 @@ test_wire_rejects_unknown_type (void **state)
     tu_assert_baseline (baseline);
 }
 
-static uint64_t
-s_random (uint64_t *state)
-{
-    uint64_t x = *state;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return *state = x;
-}
-
 static void
 test_wire_random_bytes_decode_safely (void **state)
 {
@@ -326,15 +316,15 @@ test_wire_random_bytes_decode_safely (void **state)
     long rounds = tu_scaled (300000, 3000);
     long accepted = 0;
     for (long round = 0; round < rounds; round++) {
-        size_t size = (size_t) (s_random (&random) % 300);
+        size_t size = (size_t) (tu_random (&random) % 300);
         uint8_t *buffer = (uint8_t *) malloc (size ? size : 1);
         assert_non_null (buffer);
         tu_fill (buffer, size, (uint64_t) round);
         //  Mostly records that are nearly right, so that deep paths run
-        if (size && s_random (&random) % 4) {
+        if (size && tu_random (&random) % 4) {
             uint8_t valid [SHMIPC__HELLO_FIXED + 300];
             size_t valid_size;
-            uint64_t kind = s_random (&random) % 4;
+            uint64_t kind = tu_random (&random) % 4;
             if (kind == 0 && size >= SHMIPC__HELLO_FIXED) {
                 char name [300];
                 memset (name, 'a' + (char) (round % 26), sizeof name);
@@ -351,9 +341,9 @@ test_wire_random_bytes_decode_safely (void **state)
             }
             memcpy (buffer, valid, size < valid_size ? size : valid_size);
             //  Then a few random byte changes
-            uint64_t changes = s_random (&random) % 3;
+            uint64_t changes = tu_random (&random) % 3;
             for (uint64_t change = 0; change < changes; change++)
-                buffer [s_random (&random) % size] = (uint8_t) s_random (&random);
+                buffer [tu_random (&random) % size] = (uint8_t) tu_random (&random);
         }
         shmipc__wire_t record;
         const char *reason = NULL;

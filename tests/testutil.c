@@ -1,5 +1,9 @@
 /*  =========================================================================
-    testutil - resource counts, scaling and process helpers for the tests
+    testutil - resource counts and baselines, which tool runs us, scaling,
+    endpoint names, patterned bytes and channel pairs for the tests
+
+    Owns nothing beyond what each helper returns to its caller. Processes
+    are in testutil_proc.c.
     =========================================================================
 */
 
@@ -18,20 +22,38 @@
 #include <time.h>
 #include <unistd.h>
 
+//  Which tool we were built with: gcc says __SANITIZE_*__, clang
+//  __has_feature (*_sanitizer).
+#if defined (__SANITIZE_THREAD__)
+#   define S_UNDER_TSAN
+#endif
+#if defined (__SANITIZE_ADDRESS__)
+#   define S_UNDER_ASAN
+#endif
+#if defined (__has_feature)
+#   if __has_feature (thread_sanitizer) && !defined (S_UNDER_TSAN)
+#       define S_UNDER_TSAN
+#   endif
+#   if __has_feature (address_sanitizer) && !defined (S_UNDER_ASAN)
+#       define S_UNDER_ASAN
+#   endif
+#endif
+
 //  ThreadSanitizer maps shadow memory for new regions as it goes, and so
 //  does valgrind's heap: under them the baselines count our segments alone
 //  among the mappings. TSan also starts its symbolizer (two pipes) at its
 //  first report, suppressed ones included: we start it before the first
 //  baseline.
-#if defined (__has_feature)
-#   if __has_feature (thread_sanitizer)
-#       define S_UNDER_TSAN
-#       include <sanitizer/common_interface_defs.h>
-#   endif
+#ifdef S_UNDER_TSAN
+#   include <sanitizer/common_interface_defs.h>
 #endif
 #if defined (S_UNDER_TSAN) || defined (SHMIPC_UNDER_VALGRIND)
 #   define S_COUNT_MEMFD_MAPS
 #endif
+
+//  In the sanitizers' runtimes, not in their headers: empties ASan's
+//  quarantine (absent without a sanitizer, hence weak).
+void __sanitizer_purge_allocator (void) __attribute__ ((weak));
 
 static int
 s_count_dir (const char *path)
@@ -61,23 +83,49 @@ tu_thread_count (void)
 }
 
 int
+tu_maps_with (const char *needle)
+{
+    FILE *file = fopen ("/proc/self/maps", "r");
+    assert_non_null (file);
+    char line [512];
+    int count = 0;
+    while (fgets (line, sizeof line, file))
+        count += strstr (line, needle) != NULL;
+    fclose (file);
+    return count;
+}
+
+int
 tu_map_count (void)
 {
+#ifdef S_COUNT_MEMFD_MAPS
+    return tu_maps_with ("memfd:");
+#else
     FILE *file = fopen ("/proc/self/maps", "r");
     if (!file)
         return -1;
     int count = 0;
-#ifdef S_COUNT_MEMFD_MAPS
-    char line [512];
-    while (fgets (line, sizeof line, file))
-        count += strstr (line, "memfd:") != NULL;
-#else
     int ch;
     while ((ch = fgetc (file)) != EOF)
         count += ch == '\n';
-#endif
     fclose (file);
     return count;
+#endif
+}
+
+long
+tu_rss_kib (void)
+{
+    FILE *file = fopen ("/proc/self/status", "r");
+    assert_non_null (file);
+    char line [256];
+    long rss = -1;
+    while (fgets (line, sizeof line, file))
+        if (sscanf (line, "VmRSS: %ld kB", &rss) == 1)
+            break;
+    fclose (file);
+    assert_true (rss > 0);
+    return rss;
 }
 
 //  Touch every allocation size class once: allocators (ASan's in
@@ -111,25 +159,6 @@ tu_baseline (void)
         .threads = tu_thread_count ()
     };
     return baseline;
-}
-
-void
-tu_print_fds (void)
-{
-    DIR *dir = opendir ("/proc/self/fd");
-    if (!dir)
-        return;
-    struct dirent *entry;
-    while ((entry = readdir (dir))) {
-        if (entry->d_name [0] == '.')
-            continue;
-        char path [300], target [256];
-        snprintf (path, sizeof path, "/proc/self/fd/%s", entry->d_name);
-        ssize_t size = readlink (path, target, sizeof target - 1);
-        target [size > 0 ? size : 0] = 0;
-        print_error ("  fd %s -> %s\n", entry->d_name, target);
-    }
-    closedir (dir);
 }
 
 void
@@ -168,6 +197,33 @@ tu_scaled (long count, long minimum)
     return scaled < minimum ? minimum : scaled;
 }
 
+void
+tu_settle_allocator (void)
+{
+    if (__sanitizer_purge_allocator)
+        __sanitizer_purge_allocator ();
+}
+
+bool
+tu_under_asan (void)
+{
+#ifdef S_UNDER_ASAN
+    return true;
+#else
+    return false;
+#endif
+}
+
+bool
+tu_under_tsan (void)
+{
+#ifdef S_UNDER_TSAN
+    return true;
+#else
+    return false;
+#endif
+}
+
 int
 tu_under_valgrind (void)
 {
@@ -185,29 +241,6 @@ tu_endpoint (char *buffer, size_t size, char kind)
         snprintf (buffer, size, "shm:///tmp/shmipc-test-%d-%d", (int) getpid (), counter++);
 }
 
-pid_t
-tu_fork (int (*fn) (void *), void *arg)
-{
-    fflush (NULL);
-    pid_t pid = fork ();
-    assert_true (pid >= 0);
-    if (pid == 0)
-        _exit (fn (arg));
-    return pid;
-}
-
-int
-tu_wait (pid_t pid)
-{
-    int status;
-    while (waitpid (pid, &status, 0) == -1)
-        if (errno != EINTR)
-            return -1;
-    if (WIFSIGNALED (status))
-        return 128 + WTERMSIG (status);
-    return WEXITSTATUS (status);
-}
-
 void
 tu_channel_pair (size_t capacity_a, size_t capacity_b,
                  shmipc_channel_t **a, shmipc_channel_t **b)
@@ -218,13 +251,13 @@ tu_channel_pair (size_t capacity_a, size_t capacity_b,
     assert_non_null (*a);
     *b = shmipc_channel_new (pair [1], "b", capacity_b, SHMIPC_SERVER);
     assert_non_null (*b);
-    assert_int_equal (shmipc_channel_handshake (*a, 1000), 0);
+    //  The server answers the client's HELLO, so it goes first
     assert_int_equal (shmipc_channel_handshake (*b, 1000), 0);
+    assert_int_equal (shmipc_channel_handshake (*a, 1000), 0);
 }
 
-//  xorshift64: cheap, reproducible bytes.
-static uint64_t
-s_next (uint64_t *state)
+uint64_t
+tu_random (uint64_t *state)
 {
     uint64_t x = *state;
     x ^= x << 13;
@@ -240,10 +273,10 @@ tu_fill (void *buffer, size_t size, uint64_t seed)
     uint8_t *bytes = (uint8_t *) buffer;
     size_t index = 0;
     for (; index + 8 <= size; index += 8) {
-        uint64_t value = s_next (&state);
+        uint64_t value = tu_random (&state);
         memcpy (bytes + index, &value, 8);
     }
-    uint64_t value = s_next (&state);
+    uint64_t value = tu_random (&state);
     for (; index < size; index++)
         bytes [index] = (uint8_t) (value >>= 8);
 }
@@ -255,15 +288,21 @@ tu_check (const void *buffer, size_t size, uint64_t seed)
     const uint8_t *bytes = (const uint8_t *) buffer;
     size_t index = 0;
     for (; index + 8 <= size; index += 8) {
-        uint64_t value = s_next (&state);
+        uint64_t value = tu_random (&state);
         if (memcmp (bytes + index, &value, 8))
             return 0;
     }
-    uint64_t value = s_next (&state);
+    uint64_t value = tu_random (&state);
     for (; index < size; index++)
         if (bytes [index] != (uint8_t) (value >>= 8))
             return 0;
     return 1;
+}
+
+uint64_t
+tu_frame_seed (uint64_t seed, size_t index)
+{
+    return seed * 1000003 + index;
 }
 
 int
@@ -276,7 +315,7 @@ tu_send_frames (shmipc_channel_t *channel, const size_t *sizes, size_t nframes,
     for (size_t frame = 0; frame < nframes; frame++) {
         frames [frame].iov_base = buffer + at;
         frames [frame].iov_len = sizes [frame];
-        tu_fill (buffer + at, sizes [frame], seed * 4 + frame);
+        tu_fill (buffer + at, sizes [frame], tu_frame_seed (seed, frame));
         at += sizes [frame];
     }
     return shmipc_channel_sendv (channel, frames, nframes, flags);
@@ -290,31 +329,7 @@ tu_msg_is (shmipc_msg_t *msg, const size_t *sizes, size_t nframes, uint64_t seed
     for (size_t frame = 0; frame < nframes; frame++)
         if (shmipc_msg_size (msg, frame) != sizes [frame]
         ||  (sizes [frame] && !tu_check (shmipc_msg_data (msg, frame),
-                                         sizes [frame], seed * 4 + frame)))
+                                         sizes [frame], tu_frame_seed (seed, frame))))
             return false;
     return true;
-}
-
-int
-tu_read_line (int fd, char *line, size_t size, int timeout_ms)
-{
-    size_t used = 0;
-    struct timespec now;
-    clock_gettime (CLOCK_MONOTONIC, &now);
-    int64_t deadline = (int64_t) now.tv_sec * 1000 + now.tv_nsec / 1000000 + timeout_ms;
-    while (used + 1 < size) {
-        clock_gettime (CLOCK_MONOTONIC, &now);
-        int left = (int) (deadline - ((int64_t) now.tv_sec * 1000 + now.tv_nsec / 1000000));
-        struct pollfd item = { .fd = fd, .events = POLLIN };
-        if (left <= 0 || poll (&item, 1, left) <= 0)
-            return -1;
-        char ch;
-        if (read (fd, &ch, 1) != 1)
-            return -1;
-        if (ch == '\n')
-            break;
-        line [used++] = ch;
-    }
-    line [used] = 0;
-    return 0;
 }

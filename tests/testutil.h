@@ -1,6 +1,9 @@
 /*  =========================================================================
-    testutil - helpers shared by the tests: resource counts, scaling, child
-    processes, channel pairs
+    testutil - the tests' one helper library (libshmipc_testutil): resource
+    counts and baselines, which tool runs us, scaling, endpoints, patterned
+    bytes, channel pairs (testutil.c) and processes, ours and the helper
+    programs' (testutil_proc.c). The czmq-layer helpers are in
+    testutil_plugin.h, the reliability tests' in testutil_reliability.h.
 
     Owns nothing beyond what each helper returns to its caller.
     =========================================================================
@@ -19,10 +22,19 @@
 
 #include "shmipc_channel.h"
 
+//  --------------------------------------------------------------------------
+//  Resources of this process (testutil.c)
+
 //  Open descriptors, mappings and threads of this process, from /proc.
 int tu_fd_count (void);
 int tu_map_count (void);
 int tu_thread_count (void);
+
+//  Lines of /proc/self/maps that contain needle (e.g. "/memfd:shmipc:").
+int tu_maps_with (const char *needle);
+
+//  This process's resident memory in KiB, from /proc/self/status.
+long tu_rss_kib (void);
 
 //  A snapshot of the three counts, taken at the start of a test.
 typedef struct {
@@ -38,16 +50,65 @@ tu_baseline_t tu_baseline (void);
 //  this waits up to two seconds for them to settle before failing.
 void tu_assert_baseline (tu_baseline_t baseline);
 
-//  Return count scaled by SHMIPC_TEST_SCALE (default 1; valgrind runs set
-//  it lower), never below minimum.
-long tu_scaled (long count, long minimum);
+//  Give back what the allocator holds freed: AddressSanitizer keeps freed
+//  blocks, and the mappings of large ones, in quarantine until 256 MiB of
+//  later frees. Call before counting mappings. No-op without a sanitizer.
+void tu_settle_allocator (void);
+
+//  --------------------------------------------------------------------------
+//  Which tool runs us: the one place the tests ask (testutil.c)
+
+//  True when built with AddressSanitizer (gcc's or clang's way of saying so).
+bool tu_under_asan (void);
+
+//  True when built with ThreadSanitizer (gcc's or clang's way of saying so).
+bool tu_under_tsan (void);
 
 //  Return true when running under valgrind (RUNNING_ON_VALGRIND-free check).
 int tu_under_valgrind (void);
 
+//  --------------------------------------------------------------------------
+//  Scaling, names, patterned bytes, channels (testutil.c)
+
+//  Return count scaled by SHMIPC_TEST_SCALE (default 1; valgrind runs set
+//  it lower), never below minimum.
+long tu_scaled (long count, long minimum);
+
 //  Write a fresh endpoint name unique to this process into buffer:
 //  kind 'a' gives shm://@..., 'p' gives shm:///tmp/....
 void tu_endpoint (char *buffer, size_t size, char kind);
+
+//  xorshift64: return the next cheap, reproducible pseudo-random value and
+//  advance *state (which must not be 0).
+uint64_t tu_random (uint64_t *state);
+
+//  Fill buffer with a pattern derived from seed; check it.
+void tu_fill (void *buffer, size_t size, uint64_t seed);
+int tu_check (const void *buffer, size_t size, uint64_t seed);
+
+//  The seed of frame index of message seed: every multi-frame helper
+//  (tu_send_frames, pt_send_frames) fills frames so.
+uint64_t tu_frame_seed (uint64_t seed, size_t index);
+
+//  Create two channels joined by a socketpair, handshake done: a is the
+//  client, b the server.
+void tu_channel_pair (size_t capacity_a, size_t capacity_b,
+                      shmipc_channel_t **a, shmipc_channel_t **b);
+
+//  Send one message of nframes frames of the given sizes (at most 8), frame
+//  f filled with tu_frame_seed (seed, f), laid out in buffer; returns the
+//  sendv result.
+int tu_send_frames (shmipc_channel_t *channel, const size_t *sizes, size_t nframes,
+                    uint64_t seed, uint8_t *buffer, int flags);
+
+//  True if msg is the message tu_send_frames sent with these arguments.
+bool tu_msg_is (shmipc_msg_t *msg, const size_t *sizes, size_t nframes, uint64_t seed);
+
+//  --------------------------------------------------------------------------
+//  Processes (testutil_proc.c)
+
+//  Print this process's descriptors and what they are (post-mortem).
+void tu_print_fds (void);
 
 //  Run fn (arg) in a forked child, which exits with its return value.
 pid_t tu_fork (int (*fn) (void *), void *arg);
@@ -55,27 +116,53 @@ pid_t tu_fork (int (*fn) (void *), void *arg);
 //  Wait for a child; return its exit code, or 128 + signal if killed.
 int tu_wait (pid_t pid);
 
-//  Create two channels joined by a socketpair, handshake done.
-void tu_channel_pair (size_t capacity_a, size_t capacity_b,
-                      shmipc_channel_t **a, shmipc_channel_t **b);
-
-//  Print this process's descriptors and what they are (post-mortem).
-void tu_print_fds (void);
-
 //  Read one line from fd into line (without newline), waiting up to
 //  timeout_ms in all. Returns 0, or -1 at end of file or timeout.
 int tu_read_line (int fd, char *line, size_t size, int timeout_ms);
 
-//  Fill buffer with a pattern derived from seed; check it.
-void tu_fill (void *buffer, size_t size, uint64_t seed);
-int tu_check (const void *buffer, size_t size, uint64_t seed);
+//  Collect first and the strings after it in list, up to a NULL, into args
+//  (room for size, a NULL last). Returns how many were collected.
+int tu_collect_args (const char **args, int size, const char *first, va_list list);
 
-//  Send one message of nframes frames of the given sizes (at most 8), frame
-//  f filled with seed * 4 + f, laid out in buffer; returns the sendv result.
-int tu_send_frames (shmipc_channel_t *channel, const size_t *sizes, size_t nframes,
-                    uint64_t seed, uint8_t *buffer, int flags);
+//  A helper program a test started (tu_spawn).
+typedef struct {
+    pid_t pid;                  //  Its pid, 0 once reaped
+    int in;                     //  Its stdin (write end); owned, -1 if none or closed
+    int out;                    //  Its stdout (read end); owned, -1 once closed
+} tu_child_t;
 
-//  True if msg is the message tu_send_frames sent with these arguments.
-bool tu_msg_is (shmipc_msg_t *msg, const size_t *sizes, size_t nframes, uint64_t seed);
+//  How tu_spawn starts a program; all zero is "as a plain child".
+typedef struct {
+    bool stdin_pipe;            //  A pipe on its stdin (else it shares ours)
+    int stderr_fd;              //  Its stderr: this descriptor if above 2
+    const char *stderr_path;    //  Else this file, created, if not NULL
+    const char *wrapper;        //  Words to run it under (e.g. "valgrind -q")
+} tu_spawn_t;
+
+//  Start program, a path relative to the directory of this test program
+//  (e.g. "peer/shmipc-test-peer"), with args (a NULL-terminated array), its
+//  stdout on a pipe that child->out reads. how may be NULL. Fails the test
+//  if the program cannot start.
+void tu_spawn (tu_child_t *child, const char *program, const char *const *args,
+               const tu_spawn_t *how);
+
+//  Read one line of the child's stdout into line (without newline),
+//  waiting up to timeout_ms. Returns 0, or -1 at end of file or timeout.
+int tu_child_read_line (tu_child_t *child, char *line, size_t size, int timeout_ms);
+
+//  Close the child's stdin (if it has one): a helper that reads it takes
+//  that as the word to finish.
+void tu_child_stop (tu_child_t *child);
+
+//  Send sig (if not 0), close the child's stdin, wait for it and return its
+//  exit code (or 128 + signal); close its stdout. Idempotent (-1 then).
+int tu_child_finish (tu_child_t *child, int sig);
+
+//  For a helper program, first thing in main: die with the test that
+//  started us. Returns false if that test is gone already (exit then).
+bool tu_child_init (void);
+
+//  For a helper program: print one line on stdout (newline added), at once.
+void tu_say (const char *format, ...) __attribute__ ((format (printf, 1, 2)));
 
 #endif

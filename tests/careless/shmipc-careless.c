@@ -5,7 +5,7 @@
     Owns its one socket, which it never destroys: main returns with it live
     and czmq's exit handler is left to deal with it. Prints "ready" once the
     socket is attached and "sent COUNT" once COUNT tagged messages (tag "X",
-    payload 100 bytes, see plugin_testlib.h) are sent; exits 0 when main
+    payload 100 bytes, see testutil_plugin.h) are sent; exits 0 when main
     returns, 1 on a failed call, 2 on bad use. An endpoint starts with '@'
     (bind) or '>' (connect), as for zsock_new.
 
@@ -20,9 +20,8 @@
     =========================================================================
 */
 
-#include "peer/plugin_testlib.h"
+#include "testutil_plugin.h"
 
-#include <sys/prctl.h>
 
 //  The socket left live. Kept in a global, as a program that forgets its
 //  sockets typically does: still reachable at exit, so that LeakSanitizer
@@ -64,8 +63,7 @@ int
 main (int argc, char *argv [])
 {
     //  Never outlive the test that started us
-    prctl (PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid () == 1)
+    if (!tu_child_init ())
         return 2;
     const char *mode = argc > 1 ? argv [1] : "";
     int linger = argc > 4 ? atoi (argv [4]) : 2000;

@@ -33,9 +33,8 @@
     =========================================================================
 */
 
-#include "reliability.h"
+#include "testutil_reliability.h"
 
-#include <sys/prctl.h>
 
 //  How long a client may wait for an echo before it calls it lost.
 #define S_LOST_MS   RL_PATIENCE_MS
@@ -62,20 +61,6 @@ s_attach (zsock_t *sock, const char *endpoint)
         return -1;
     }
     return 0;
-}
-
-static void
-s_say (const char *format, ...) __attribute__ ((format (printf, 1, 2)));
-
-static void
-s_say (const char *format, ...)
-{
-    va_list args;
-    va_start (args, format);
-    vprintf (format, args);
-    va_end (args);
-    printf ("\n");
-    fflush (stdout);
 }
 
 //  True once our stdin is closed (or says anything).
@@ -114,11 +99,11 @@ s_client_take (s_client_t *client, int index)
         char tag [16];
         long seq;
         if (pt_recv_tagged (client->handle, tag, sizeof tag, &seq)) {
-            s_say ("FAIL client %d: malformed echo after %ld", index, client->received);
+            tu_say ("FAIL client %d: malformed echo after %ld", index, client->received);
             return -1;
         }
         if (strcmp (tag, client->tag) || seq != client->received) {
-            s_say ("FAIL client %d: got %s:%ld, expected %s:%ld", index, tag, seq,
+            tu_say ("FAIL client %d: got %s:%ld, expected %s:%ld", index, tag, seq,
                    client->tag, client->received);
             return -1;
         }
@@ -184,7 +169,7 @@ s_clients (const char *endpoint, int count, long window, size_t size, int pace_u
             if (client->sent > client->received) {
                 drained = false;
                 if (now - client->waiting_since > S_LOST_MS) {
-                    s_say ("FAIL client %d: no echo of %s:%ld for %d ms", index,
+                    tu_say ("FAIL client %d: no echo of %s:%ld for %d ms", index,
                            client->tag, client->received, S_LOST_MS);
                     rc = 1;
                 }
@@ -196,7 +181,7 @@ s_clients (const char *endpoint, int count, long window, size_t size, int pace_u
             break;
         if (!ready && all_answered) {
             ready = true;
-            s_say ("ready");
+            tu_say ("ready");
         }
         if (stopping && drained)
             break;
@@ -229,7 +214,7 @@ s_clients (const char *endpoint, int count, long window, size_t size, int pace_u
         shmipc_sock_destroy (&client->sock);
     }
     if (rc == 0)
-        s_say ("ok %d %ld", count, total);
+        tu_say ("ok %d %ld", count, total);
     free (clients);
     free (items);
     return rc;
@@ -245,7 +230,7 @@ s_server (const char *endpoint)
     if (!router || s_attach (router, endpoint))
         return 1;
     zsock_set_rcvtimeo (router, -1);
-    s_say ("ready");
+    tu_say ("ready");
     while (true) {
         zmsg_t *msg = zmsg_recv (router);
         if (!msg)
@@ -269,12 +254,12 @@ s_storm (const char *endpoint, size_t size, bool block)
     if (s_attach (dealer, endpoint))
         return 1;
     void *handle = zsock_resolve (dealer);
-    s_say ("ready");
+    tu_say ("ready");
     if (block) {
         zsock_set_sndtimeo (dealer, 100);
         for (long seq = 0; ; seq++)
             if (pt_send_tagged (handle, "storm", seq, size, 0) == -1) {
-                s_say ("blocked %ld", seq);
+                tu_say ("blocked %ld", seq);
                 break;
             }
         while (!s_stdin_closed (-1))
@@ -286,7 +271,7 @@ s_storm (const char *endpoint, size_t size, bool block)
             if (pt_send_tagged (handle, "storm", seq, size, ZMQ_DONTWAIT) != -1) {
                 seq++;
                 if (!said) {
-                    s_say ("sending");
+                    tu_say ("sending");
                     said = true;
                 }
             }
@@ -313,14 +298,14 @@ s_push (const char *endpoint, const char *tag, size_t size, long count)
     if (!push || s_attach (push, endpoint))
         return 1;
     zsock_set_sndtimeo (push, -1);
-    s_say ("ready");
+    tu_say ("ready");
     for (long seq = 0; seq < count; seq++)
         if (pt_send_tagged (zsock_resolve (push), tag, seq, size, 0) == -1) {
-            s_say ("FAIL send %ld: %s", seq, zmq_strerror (zmq_errno ()));
+            tu_say ("FAIL send %ld: %s", seq, zmq_strerror (zmq_errno ()));
             shmipc_sock_destroy (&push);
             return 1;
         }
-    s_say ("sent %ld", count);
+    tu_say ("sent %ld", count);
     while (!s_stdin_closed (-1))
         ;
     zsock_set_linger (push, 0);
@@ -340,13 +325,13 @@ s_slowpull (const char *endpoint, int rcvhwm, int delay_us, long count)
     zsock_set_rcvhwm (pull, rcvhwm);
     if (s_attach (pull, endpoint))
         return 1;
-    s_say ("ready");
+    tu_say ("ready");
     int rc = 0;
     for (long expected = 0; expected < count; expected++) {
         char tag [32];
         long seq;
         if (pt_recv_tagged (zsock_resolve (pull), tag, sizeof tag, &seq) || seq != expected) {
-            s_say ("FAIL message %ld of %ld missing or wrong", expected, count);
+            tu_say ("FAIL message %ld of %ld missing or wrong", expected, count);
             rc = 1;
             break;
         }
@@ -354,7 +339,7 @@ s_slowpull (const char *endpoint, int rcvhwm, int delay_us, long count)
             usleep ((useconds_t) delay_us);
     }
     if (rc == 0)
-        s_say ("ok %ld", count);
+        tu_say ("ok %ld", count);
     shmipc_sock_destroy (&pull);
     return rc;
 }
@@ -363,8 +348,7 @@ int
 main (int argc, char *argv [])
 {
     //  Never outlive the test that started us
-    prctl (PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid () == 1)
+    if (!tu_child_init ())
         return 2;
     const char *role = argc > 1 ? argv [1] : "";
     if (streq (role, "clients") && (argc == 7 || argc == 8))

@@ -26,22 +26,7 @@
 #include "testutil.h"
 
 #include <fcntl.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
-
-static void
-s_say (const char *format, ...) __attribute__ ((format (printf, 1, 2)));
-
-static void
-s_say (const char *format, ...)
-{
-    va_list args;
-    va_start (args, format);
-    vprintf (format, args);
-    va_end (args);
-    printf ("\n");
-    fflush (stdout);
-}
 
 static void
 s_stats (zsock_t *router, uint64_t echoed)
@@ -52,7 +37,7 @@ s_stats (zsock_t *router, uint64_t echoed)
     getrusage (RUSAGE_SELF, &usage);
     int64_t cpu_us = (int64_t) usage.ru_utime.tv_sec * 1000000 + usage.ru_utime.tv_usec
                    + (int64_t) usage.ru_stime.tv_sec * 1000000 + usage.ru_stime.tv_usec;
-    s_say ("stats peers=%" PRIu64 " accepted=%" PRIu64 " closed=%" PRIu64 " errors=%"
+    tu_say ("stats peers=%" PRIu64 " accepted=%" PRIu64 " closed=%" PRIu64 " errors=%"
            PRIu64 " msgs_in=%" PRIu64 " msgs_out=%" PRIu64 " echoed=%" PRIu64
            " cpu_us=%" PRId64, stats.peers, stats.accepted, stats.closed, stats.errors,
            stats.msgs_in, stats.msgs_out, echoed, cpu_us);
@@ -62,8 +47,7 @@ int
 main (int argc, char *argv [])
 {
     //  Never outlive the test that started us
-    prctl (PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid () == 1)
+    if (!tu_child_init ())
         return 2;
     size_t capacity = 0;
     const char *log = NULL;
@@ -107,11 +91,11 @@ main (int argc, char *argv [])
     if (!router
     ||  (capacity && shmipc_set_capacity (router, capacity))
     ||  shmipc_bind (router, "%s", endpoint)) {
-        s_say ("FAIL bind %s: %s", endpoint, strerror (errno));
+        tu_say ("FAIL bind %s: %s", endpoint, strerror (errno));
         shmipc_sock_destroy (&router);
         return 1;
     }
-    s_say ("ready");
+    tu_say ("ready");
     uint64_t echoed = 0;
     while (true) {
         zmq_pollitem_t items [] = {
@@ -139,7 +123,7 @@ main (int argc, char *argv [])
             if (streq (line, "stats"))
                 s_stats (router, echoed);
             else
-                s_say ("unknown command '%s'", line);
+                tu_say ("unknown command '%s'", line);
         }
     }
     s_stats (router, echoed);

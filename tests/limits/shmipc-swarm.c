@@ -51,7 +51,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -86,26 +85,12 @@ typedef struct {
     size_t count;               //  How many
 } s_swarm_t;
 
-static void
-s_say (const char *format, ...) __attribute__ ((format (printf, 1, 2)));
-
-static void
-s_say (const char *format, ...)
-{
-    va_list args;
-    va_start (args, format);
-    vprintf (format, args);
-    va_end (args);
-    printf ("\n");
-    fflush (stdout);
-}
-
 //  A step of our own failed: say why, exit 1.
 static void
 s_fail (const char *what)
 {
     fprintf (stderr, "shmipc-swarm %d: %s: %s\n", (int) getpid (), what, strerror (errno));
-    s_say ("FAIL %s: %s", what, strerror (errno));
+    tu_say ("FAIL %s: %s", what, strerror (errno));
     exit (1);
 }
 
@@ -162,7 +147,7 @@ s_bare (s_swarm_t *self)
         else
             refused++;
     }
-    s_say ("connected %zu refused %zu", connected, refused);
+    tu_say ("connected %zu refused %zu", connected, refused);
 }
 
 //  --------------------------------------------------------------------------
@@ -325,7 +310,7 @@ s_run (s_swarm_t *self, const char *word)
         refused += state == S_REFUSED;
         timedout += state == S_TIMEDOUT;
     }
-    s_say ("%s %zu refused %zu timedout %zu", word, done, refused, timedout);
+    tu_say ("%s %zu refused %zu timedout %zu", word, done, refused, timedout);
     free (items);
     free (which);
 }
@@ -390,7 +375,7 @@ s_echo_all (s_swarm_t *self)
             failed++;
     }
     shmipc_msg_destroy (&msg);
-    s_say ("echoed %zu failed %zu", echoed, failed);
+    tu_say ("echoed %zu failed %zu", echoed, failed);
 }
 
 //  The first greeted connection echoes count messages, one at a time.
@@ -402,7 +387,7 @@ s_echo (s_swarm_t *self, long count)
         if (self->conns [index].state == S_READY && self->conns [index].channel)
             conn = &self->conns [index];
     if (!conn) {
-        s_say ("failed: no connection");
+        tu_say ("failed: no connection");
         return;
     }
     shmipc_channel_set_sndtimeo (conn->channel, self->timeout_ms);
@@ -418,22 +403,21 @@ s_echo (s_swarm_t *self, long count)
         ||  shmipc_channel_recv_into (conn->channel, msg, 0)
         ||  shmipc_msg_frames (msg) != 1 || shmipc_msg_size (msg, 0) != (size_t) size
         ||  memcmp (shmipc_msg_data (msg, 0), text, (size_t) size)) {
-            s_say ("failed at %ld of %ld: %s", seq, count, strerror (errno));
+            tu_say ("failed at %ld of %ld: %s", seq, count, strerror (errno));
             shmipc_msg_destroy (&msg);
             return;
         }
     }
     int64_t elapsed = s_now_us () - started;
     shmipc_msg_destroy (&msg);
-    s_say ("echoed %ld in %" PRId64 " us", count, elapsed);
+    tu_say ("echoed %ld in %" PRId64 " us", count, elapsed);
 }
 
 int
 main (int argc, char *argv [])
 {
     //  Never outlive the test that started us
-    prctl (PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid () == 1)
+    if (!tu_child_init ())
         return 2;
     s_swarm_t self = { .capacity = 4096, .timeout_ms = 20000 };
     int opt;
@@ -482,7 +466,7 @@ main (int argc, char *argv [])
         if (strncmp (line, "echo ", 5) == 0)
             s_echo (&self, atol (line + 5));
         else
-            s_say ("unknown command '%s'", line);
+            tu_say ("unknown command '%s'", line);
     }
     for (size_t index = 0; index < self.count; index++) {
         if (self.conns [index].sock >= 0)

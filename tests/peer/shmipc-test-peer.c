@@ -17,9 +17,8 @@
     =========================================================================
 */
 
-#include "plugin_testlib.h"
+#include "testutil_plugin.h"
 
-#include <sys/prctl.h>
 
 static zsock_t *
 s_socket (int type, const char *endpoint, int rcvhwm)
@@ -123,8 +122,7 @@ int
 main (int argc, char *argv [])
 {
     //  Never outlive the test that started us
-    prctl (PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid () == 1)
+    if (!tu_child_init ())
         return 2;
     const char *role = argc > 1 ? argv [1] : "";
     int rc = 2;
