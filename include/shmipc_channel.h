@@ -29,9 +29,14 @@ extern "C" {
 
 typedef struct _shmipc_channel_t shmipc_channel_t;
 
-//  Roles: exactly one side of a channel is the server.
+//  Roles: exactly one side of a channel is the server. The client speaks
+//  first; the server answers only a client HELLO it accepted.
 #define SHMIPC_CLIENT 0
 #define SHMIPC_SERVER 1
+
+//  Largest ring we accept from a peer by default, unless our own ring is
+//  larger (then up to ours): see shmipc_channel_set_max_peer_capacity.
+#define SHMIPC_PEER_CAPACITY_DEFAULT (64UL << 20)
 
 //  Bits returned by shmipc_channel_events.
 #define SHMIPC_POLLIN    1      //  A whole message can be received
@@ -61,8 +66,11 @@ typedef struct {
 //  (record boundaries keep every control record whole; a SOCK_STREAM socket
 //  is refused with EPROTOTYPE). name travels in the handshake; capacity is
 //  the size in bytes of the ring we write (rounded up to a power of two);
-//  role is SHMIPC_CLIENT or SHMIPC_SERVER. Sends our half of the handshake
-//  at once and returns without waiting for the peer's: see
+//  role is SHMIPC_CLIENT or SHMIPC_SERVER. A client creates its segment and
+//  sends its half of the handshake at once; a server creates and sends
+//  nothing until the client's half has arrived and passed its checks (so a
+//  peer that says nothing costs a server no shared memory and no
+//  descriptor). Returns without waiting for the peer: see
 //  shmipc_channel_handshake. On success the channel owns sock (made
 //  close-on-exec, and blocking: the channel says MSG_DONTWAIT itself
 //  wherever it must not wait, so that a waiting call can sleep and take
@@ -78,7 +86,10 @@ SHMIPC_EXPORT void
     shmipc_channel_destroy (shmipc_channel_t **self_p);
 
 //  Complete the handshake: read the peer's half, check it (magic, version,
-//  opposite role, capacity, name) and attach its segment. timeout_ms: 0
+//  opposite role, capacity, name) and attach its segment; a server then
+//  creates its own segment and answers. A client's handshake cannot
+//  complete before the server's has run, so a single thread holding both
+//  ends steps the server first. timeout_ms: 0
 //  checks once, -1 waits for ever, otherwise waits that long. Returns 0 once
 //  ready, or -1 with errno: EAGAIN (not yet: timeout_ms elapsed), ETIMEDOUT
 //  (the handshake deadline passed), EPROTO (the peer broke the protocol),
@@ -234,8 +245,12 @@ SHMIPC_EXPORT void
 SHMIPC_EXPORT void
     shmipc_channel_set_maxmsgsize (shmipc_channel_t *self, size_t size);
 
-//  Set the largest ring capacity we accept from the peer (default
-//  SHMIPC_RING_MAX): a bound on the address space a peer can make us map.
+//  Set the largest ring capacity we accept from the peer (at most
+//  SHMIPC_RING_MAX). The default is SHMIPC_PEER_CAPACITY_DEFAULT (64 MiB),
+//  or our own capacity if that is larger. A bound on the address space a
+//  peer can make us map; its pages are its own (a segment with unallocated
+//  pages is refused, EPROTO, so our reads never allocate them for it).
+//  Call it before the handshake completes.
 SHMIPC_EXPORT void
     shmipc_channel_set_max_peer_capacity (shmipc_channel_t *self, size_t size);
 

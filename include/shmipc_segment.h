@@ -30,18 +30,22 @@ typedef struct _shmipc_segment_t shmipc_segment_t;
 #define SHMIPC_SEGMENT_HEADER 4096
 
 //  Create a segment of at least size bytes (rounded up to whole pages), with
-//  a header naming kind (a user-chosen tag checked on attach). Mapped
-//  read-write here, sealed against writable mappings elsewhere. The name
-//  shows in /proc/PID/fd. Returns NULL with errno on failure.
+//  a header naming kind (a user-chosen tag checked on attach). Every page is
+//  allocated now (attach refuses a segment with holes). Mapped read-write
+//  here, sealed against writable mappings elsewhere. The name shows in
+//  /proc/PID/fd. Returns NULL with errno on failure (ENOMEM or ENOSPC when
+//  the pages cannot all be allocated).
 SHMIPC_EXPORT shmipc_segment_t *
     shmipc_segment_new (const char *name, size_t size, uint32_t kind);
 
 //  Attach a descriptor received from a peer. Trusts nothing: the descriptor
 //  must be a memfd with exactly SHMIPC_SEGMENT_SEALS, a size in [min_size,
-//  max_size], and a header with our magic, version, its true size and kind.
-//  Maps it read-only. Takes ownership of fd in all cases (closed on failure).
-//  Returns NULL with errno: EBADF (not a memfd), EPERM (wrong seals),
-//  EMSGSIZE (size out of range), EPROTO (bad header).
+//  max_size], every page allocated (no hole: our reads would otherwise
+//  allocate the owner's pages in our memory), and a header with our magic,
+//  version, its true size and kind. Maps it read-only. Takes ownership of
+//  fd in all cases (closed on failure). Returns NULL with errno: EBADF (not
+//  a memfd), EPERM (wrong seals), EMSGSIZE (size out of range), ENODATA
+//  (holes), EPROTO (bad header).
 SHMIPC_EXPORT shmipc_segment_t *
     shmipc_segment_attach (int fd, size_t min_size, size_t max_size,
                            uint32_t kind);

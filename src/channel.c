@@ -46,15 +46,6 @@ _Static_assert (SHMIPC__CONTROL_OFFSET + sizeof (shmipc__control_t) <= SHMIPC_SE
 
 #define S_ATOMIC32(ptr) ((_Atomic uint32_t *) (ptr))
 
-//  Return the segment bytes for a ring of capacity bytes: the header page
-//  and the ring, rounded to whole pages, as the segment itself rounds.
-static size_t
-s_segment_size (size_t capacity)
-{
-    size_t page = (size_t) sysconf (_SC_PAGESIZE);
-    return (SHMIPC_SEGMENT_HEADER + capacity + page - 1) / page * page;
-}
-
 //  recvmsg returned 0: end of stream, or an empty record (which our peer
 //  never sends: a violation). Returns true for the latter. The kernel sets
 //  the hang-up before a reader can see end of stream, so no hang-up means
@@ -101,6 +92,41 @@ shmipc__channel_check_send (shmipc_channel_t *self)
 //  --------------------------------------------------------------------------
 //  Construction
 
+//  Create our segment, fully populated (segment.c), so that the peer's
+//  attach finds no hole. Returns 0 or -1 with errno.
+static int
+s_own_new (shmipc_channel_t *self)
+{
+    self->own = shmipc_segment_new (self->name,
+                                    shmipc__segment_bytes (self->capacity),
+                                    SHMIPC__CHANNEL_KIND);
+    if (!self->own)
+        return -1;
+    uint8_t *base = (uint8_t *) shmipc_segment_data (self->own);
+    self->own_ctl = (shmipc__control_t *) (base + SHMIPC__CONTROL_OFFSET);
+    return 0;
+}
+
+//  Send our HELLO with our segment's descriptor, without waiting. It fits
+//  any socket buffer: it is the first record we send. Returns 0, or -1 with
+//  errno (EPIPE or ECONNRESET: the peer is gone; ENOBUFS instead of EAGAIN,
+//  which would mean "not yet").
+static int
+s_send_hello (shmipc_channel_t *self, int sock)
+{
+    uint8_t hello [SHMIPC__HELLO_FIXED + SHMIPC_NAME_MAX];
+    size_t size = shmipc__wire_hello (hello, self->role, self->capacity,
+                                      shmipc_segment_size (self->own),
+                                      self->name, strlen (self->name));
+    int fd = shmipc_segment_fd (self->own);
+    ssize_t sent = shmipc_fdpass_send (sock, hello, size, &fd, 1, SHMIPC_DONTWAIT);
+    if (sent == (ssize_t) size)
+        return 0;
+    if (sent >= 0 || errno == EAGAIN)
+        errno = ENOBUFS;
+    return -1;
+}
+
 shmipc_channel_t *
 shmipc_channel_new (int sock, const char *name, size_t capacity, int role)
 {
@@ -120,11 +146,10 @@ shmipc_channel_new (int sock, const char *name, size_t capacity, int role)
         errno = EINVAL;
         return NULL;
     }
-    for (size_t index = 0; index < name_size; index++)
-        if ((unsigned char) name [index] < 0x20 || name [index] == 0x7f) {
-            errno = EINVAL;
-            return NULL;
-        }
+    if (!shmipc__printable (name, name_size)) {
+        errno = EINVAL;
+        return NULL;
+    }
     shmipc_channel_t *self = (shmipc_channel_t *) calloc (1, sizeof *self);
     if (!self)
         return NULL;
@@ -136,27 +161,19 @@ shmipc_channel_new (int sock, const char *name, size_t capacity, int role)
     self->created = shmipc__now_ms ();
     self->deadline = self->created + S_HANDSHAKE_MS;
     self->capacity = shmipc__pow2 (capacity < SHMIPC_RING_MIN ? SHMIPC_RING_MIN : capacity);
-    self->max_peer_capacity = SHMIPC_RING_MAX;
+    //  A peer may make us map (never fault in: see s_accept_hello) this
+    //  much; a peer as big as we are is always welcome
+    self->max_peer_capacity = self->capacity > SHMIPC_PEER_CAPACITY_DEFAULT
+                            ? self->capacity : SHMIPC_PEER_CAPACITY_DEFAULT;
     self->sndtimeo = -1;
     self->rcvtimeo = -1;
     self->partial = shmipc_msg_new ();
     if (!self->partial)
         goto failed;
-
-    self->own = shmipc_segment_new (name, s_segment_size (self->capacity),
-                                    SHMIPC__CHANNEL_KIND);
-    if (!self->own)
-        goto failed;
-    uint8_t *base = (uint8_t *) shmipc_segment_data (self->own);
-    self->own_ctl = (shmipc__control_t *) (base + SHMIPC__CONTROL_OFFSET);
-
-    //  Our half of the handshake goes now; it fits any socket buffer
-    uint8_t hello [SHMIPC__HELLO_FIXED + SHMIPC_NAME_MAX];
-    size_t size = shmipc__wire_hello (hello, role, self->capacity,
-                                      shmipc_segment_size (self->own),
-                                      name, name_size);
-    int fd = shmipc_segment_fd (self->own);
-    if (shmipc_fdpass_send (sock, hello, size, &fd, 1, SHMIPC_DONTWAIT) != (ssize_t) size)
+    //  The client speaks first. The server commits no memory and no
+    //  descriptor to a peer that has said nothing: it answers the client's
+    //  HELLO once that has been checked (s_accept_hello)
+    if (role == SHMIPC_CLIENT && (s_own_new (self) || s_send_hello (self, sock)))
         goto failed;
     //  Only now is the socket ours. Blocking: a waiting call then sleeps and
     //  takes its WAKE in one recvmsg; every other call says MSG_DONTWAIT
@@ -221,18 +238,27 @@ s_accept_hello (shmipc_channel_t *self, const uint8_t *buffer, size_t size, int 
     }
     if (hello.capacity < SHMIPC_RING_MIN || hello.capacity > self->max_peer_capacity
     ||  (hello.capacity & (hello.capacity - 1))
-    ||  hello.segment_size != s_segment_size (hello.capacity)) {
+    ||  hello.segment_size != shmipc__segment_bytes (hello.capacity)) {
         close (fd);
         return shmipc__channel_break (self, EPROTO, "peer capacity out of range");
     }
+    //  A segment with holes would have our reads allocate its pages, at
+    //  our cost (ENODATA from attach): a real peer populates its own
     self->peer = shmipc_segment_attach (fd, hello.segment_size,
                                         hello.segment_size, SHMIPC__CHANNEL_KIND);
     if (!self->peer)
-        return shmipc__channel_break (self, EPROTO, "peer segment refused");
+        return shmipc__channel_break (self, EPROTO, errno == ENODATA
+                                      ? "peer segment not populated"
+                                      : "peer segment refused");
     memcpy (self->peer_name, hello.name, hello.name_size);
     self->peer_name [hello.name_size] = 0;
     self->peer_capacity = hello.capacity;
 
+    //  The server's segment exists only from here on: the client has shown
+    //  a valid, populated segment of its own first
+    if (self->role == SHMIPC_SERVER && s_own_new (self))
+        return shmipc__channel_break (self, errno == EAGAIN ? ENOMEM : errno,
+                                      "cannot create our segment");
     const uint8_t *peer_base = (const uint8_t *) shmipc_segment_data (self->peer);
     self->peer_ctl = (const shmipc__control_t *) (peer_base + SHMIPC__CONTROL_OFFSET);
     uint8_t *own_base = (uint8_t *) shmipc_segment_data (self->own);
@@ -247,6 +273,12 @@ s_accept_hello (shmipc_channel_t *self, const uint8_t *buffer, size_t size, int 
         if (errno == EINVAL)
             return shmipc__channel_break (self, EPROTO, "peer ring indices not at start");
         return shmipc__channel_break (self, ENOMEM, "out of memory");
+    }
+    //  The server answers only a HELLO it accepted
+    if (self->role == SHMIPC_SERVER && s_send_hello (self, self->sock)) {
+        if (errno == EPIPE || errno == ECONNRESET)
+            return shmipc__channel_break (self, ECONNRESET, "peer closed during the handshake");
+        return shmipc__channel_break (self, errno, "cannot send our HELLO");
     }
     self->state = SHMIPC__READY;
     self->deadline = -1;

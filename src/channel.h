@@ -74,12 +74,16 @@ struct _shmipc_channel_t {
     size_t capacity;                        //  Our ring's bytes
     size_t peer_capacity;                   //  The peer's ring's bytes
     size_t max_peer_capacity;               //  Largest peer ring we accept
+                                            //  (SHMIPC_PEER_CAPACITY_DEFAULT
+                                            //  or ours, unless set)
     size_t maxmsgsize;                      //  Largest message accepted (0: any)
     int sndtimeo;                           //  ms, -1 for ever
     int rcvtimeo;                           //  ms, -1 for ever
     int spin_us;                            //  Spin before sleeping, us
 
-    shmipc_segment_t *own;                  //  Our segment (read-write); owned
+    shmipc_segment_t *own;                  //  Our segment (read-write); owned.
+                                            //  A server's exists only once
+                                            //  the client's HELLO passed
     shmipc_segment_t *peer;                 //  The peer's (read-only); owned
     shmipc__control_t *own_ctl;             //  Control block in our segment
     const shmipc__control_t *peer_ctl;      //  Control block in the peer's

@@ -323,7 +323,9 @@ void
 shmipc_channel_recv_done (shmipc_channel_t *self)
 {
     assert (self);
-    if (self->ready != SHMIPC__NONE)
+    //  Only a message handed out by recv_view: one that events () made
+    //  ready is still the caller's to receive
+    if (self->view_held)
         s_done (self);
 }
 

@@ -131,7 +131,9 @@ s_stream (shmipc_channel_t *self, const struct iovec *frames, size_t nframes,
         else
         if (stream->frame + 1 < nframes)
             record_flags = SHMIPC_RECORD_MORE;
-        shmipc_ring_put (self->tx, data + stream->offset, chunk, record_flags);
+        //  An empty frame may come as NULL: no arithmetic on it
+        shmipc_ring_put (self->tx, chunk ? data + stream->offset : data, chunk,
+                         record_flags);
         stream->offset += chunk;
         if (stream->offset == frames [stream->frame].iov_len) {
             stream->frame++;

@@ -53,6 +53,15 @@ s_page_round (size_t size)
     return (size + page - 1) / page * page;
 }
 
+//  Return true if every page of the file's size bytes is allocated and
+//  initialised: the first hole is at the end. A hole (never written, or
+//  only fallocated) would be allocated by whoever first reads it.
+static bool
+s_populated (int fd, size_t size)
+{
+    return lseek (fd, 0, SEEK_HOLE) == (off_t) size;
+}
+
 shmipc_segment_t *
 shmipc_segment_new (const char *name, size_t size, uint32_t kind)
 {
@@ -73,11 +82,20 @@ shmipc_segment_new (const char *name, size_t size, uint32_t kind)
     if (self->fd == -1
     ||  ftruncate (self->fd, (off_t) self->size) == -1)
         goto failed;
-    //  Populate now: the hot path should not take page faults
+    //  Allocate every page now. fallocate reports a shortage as an error
+    //  (MAP_POPULATE alone would leave holes silently); populating then
+    //  clears each page, which marks it data for SEEK_HOLE, and spares the
+    //  hot path its page faults. A peer refuses a segment with holes
+    if (fallocate (self->fd, 0, 0, (off_t) self->size) == -1)
+        goto failed;
     self->data = mmap (NULL, self->size, PROT_READ | PROT_WRITE,
                        MAP_SHARED | MAP_POPULATE, self->fd, 0);
     if (self->data == MAP_FAILED)
         goto failed;
+    if (!s_populated (self->fd, self->size)) {
+        errno = ENOMEM;
+        goto failed;
+    }
     s_header_t *header = (s_header_t *) self->data;
     header->magic = S_MAGIC;
     header->version = S_VERSION;
@@ -108,8 +126,8 @@ s_refuse (int fd, int code, const char *reason)
 shmipc_segment_t *
 shmipc_segment_attach (int fd, size_t min_size, size_t max_size, uint32_t kind)
 {
-    //  Trusts nothing about fd: type, seals, size and header are all checked
-    //  before anything is mapped or read.
+    //  Trusts nothing about fd: type, seals, size, allocated pages and
+    //  header are all checked before anything is mapped or read.
     struct stat st;
     if (fd < 0 || fstat (fd, &st) == -1)
         return s_refuse (fd, EBADF, "not a descriptor");
@@ -130,6 +148,11 @@ shmipc_segment_attach (int fd, size_t min_size, size_t max_size, uint32_t kind)
     ||  (size_t) st.st_size < min_size || (size_t) st.st_size > max_size
     ||  (size_t) st.st_size != s_page_round ((size_t) st.st_size))
         return s_refuse (fd, EMSGSIZE, "size out of range");
+    //  A hole would be allocated by our first read of it, in our memory:
+    //  the owner pays for its pages up front (and the seals stop it from
+    //  punching holes later)
+    if (!s_populated (fd, (size_t) st.st_size))
+        return s_refuse (fd, ENODATA, "not populated (holes)");
 
     shmipc_segment_t *self = (shmipc_segment_t *) calloc (1, sizeof *self);
     if (!self) {

@@ -296,7 +296,12 @@ test_channel_handshake_completes_through_any_first_call (void **state)
     shmipc_channel_t *b = shmipc_channel_new (pair [1], "b", 4096, SHMIPC_SERVER);
     assert_non_null (a);
     assert_non_null (b);
-    //  a completes by sending, b by receiving
+    //  b, the server, answers a's HELLO in a receive that finds nothing
+    //  yet; then a completes by sending, and b receives
+    assert_false (shmipc_channel_ready (b));
+    assert_null (shmipc_channel_recv (b, SHMIPC_DONTWAIT));
+    assert_int_equal (errno, EAGAIN);
+    assert_true (shmipc_channel_ready (b));
     assert_int_equal (shmipc_channel_send (a, "hi", 2, 0), 0);
     assert_true (shmipc_channel_ready (a));
     shmipc_msg_t *msg = shmipc_channel_recv (b, 0);

@@ -1,5 +1,6 @@
-/*  test_segment - sealed memfd segments: what the seals forbid, and every
-    descriptor attach must refuse (closing it).
+/*  test_segment - sealed memfd segments: what the seals forbid, that ours
+    have every page allocated, and every descriptor attach must refuse
+    (closing it).
 */
 #include "testutil.h"
 #include "shmipc_segment.h"
@@ -35,14 +36,28 @@ s_page (void)
     return (size_t) sysconf (_SC_PAGESIZE);
 }
 
-//  Forge a memfd of size bytes holding header, then add seals. The header
-//  is written only if size has room for it.
+//  Write zeros over bytes [from, to) of fd: those pages become data.
+static void
+s_fill_zeros (int fd, size_t from, size_t to)
+{
+    static const uint8_t zeros [4096];
+    while (from < to) {
+        size_t chunk = to - from < sizeof zeros ? to - from : sizeof zeros;
+        assert_int_equal (pwrite (fd, zeros, chunk, (off_t) from), (ssize_t) chunk);
+        from += chunk;
+    }
+}
+
+//  Forge a memfd of size bytes holding header, every page written (as
+//  attach requires), then add seals. The header is written only if size
+//  has room for it.
 static int
 s_forge (size_t size, s_header_t header, int seals)
 {
     int fd = memfd_create ("forged", MFD_CLOEXEC | MFD_ALLOW_SEALING);
     assert_true (fd >= 0);
     assert_int_equal (ftruncate (fd, (off_t) size), 0);
+    s_fill_zeros (fd, 0, size);
     if (size >= sizeof header)
         assert_int_equal (pwrite (fd, &header, sizeof header, 0), sizeof header);
     if (seals)
@@ -116,6 +131,25 @@ test_segment_new_rounds_size_up_to_pages_and_writes_header (void **state)
         assert_int_equal (header.size, expected);
         shmipc_segment_destroy (&segment);
     }
+    tu_assert_baseline (baseline);
+}
+
+static void
+test_segment_new_allocates_every_page (void **state)
+{
+    //  A peer's attach refuses holes, so ours must have none: every page
+    //  is data for SEEK_HOLE and resident in the page cache
+    tu_baseline_t baseline = tu_baseline ();
+    size_t page = s_page ();
+    size_t size = 256 * page;
+    shmipc_segment_t *segment = shmipc_segment_new ("populated", size, KIND);
+    assert_non_null (segment);
+    assert_int_equal (lseek (shmipc_segment_fd (segment), 0, SEEK_HOLE), (off_t) size);
+    unsigned char resident [256];
+    assert_int_equal (mincore (shmipc_segment_data (segment), size, resident), 0);
+    for (size_t index = 0; index < 256; index++)
+        assert_int_equal (resident [index] & 1, 1);
+    shmipc_segment_destroy (&segment);
     tu_assert_baseline (baseline);
 }
 
@@ -391,12 +425,45 @@ test_segment_attach_refuses_bad_header_with_eproto (void **state)
     tu_assert_baseline (baseline);
 }
 
+static void
+test_segment_attach_refuses_segment_with_holes_with_enodata (void **state)
+{
+    //  Each differs from the forged segment that attach accepts only in
+    //  pages never written, which our reads would allocate at our cost
+    tu_baseline_t baseline = tu_baseline ();
+    size_t page = s_page ();
+    size_t size = 4 * page;
+    s_header_t header = s_good_header (size);
+    for (int variant = 0; variant < 4; variant++) {
+        int fd = memfd_create ("sparse", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        assert_true (fd >= 0);
+        assert_int_equal (ftruncate (fd, (off_t) size), 0);
+        if (variant == 0)               //  Only the header page
+            ;
+        else
+        if (variant == 1) {             //  All but one page in the middle
+            s_fill_zeros (fd, 0, 2 * page);
+            s_fill_zeros (fd, 3 * page, size);
+        }
+        else
+        if (variant == 2)               //  All but the last page
+            s_fill_zeros (fd, 0, size - page);
+        else                            //  Allocated, never initialised
+            assert_int_equal (fallocate (fd, 0, 0, (off_t) size), 0);
+        assert_int_equal (pwrite (fd, &header, sizeof header, 0), sizeof header);
+        assert_int_equal (fcntl (fd, F_ADD_SEALS, SHMIPC_SEGMENT_SEALS), 0);
+        s_assert_refused (fd, 0, SIZE_MAX, KIND, ENODATA);
+    }
+    tu_assert_baseline (baseline);
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests [] = {
         cmocka_unit_test (test_segment_new_carries_exactly_the_seals),
         cmocka_unit_test (test_segment_new_rounds_size_up_to_pages_and_writes_header),
+        cmocka_unit_test (test_segment_new_allocates_every_page),
         cmocka_unit_test (test_segment_name_shows_in_proc_fd),
         cmocka_unit_test (test_segment_attach_maps_read_only_and_sees_owner_bytes),
         cmocka_unit_test (test_segment_attached_mapping_cannot_be_made_writable),
@@ -408,6 +475,7 @@ main (void)
         cmocka_unit_test (test_segment_attach_refuses_wrong_seals_with_eperm),
         cmocka_unit_test (test_segment_attach_refuses_size_out_of_range_with_emsgsize),
         cmocka_unit_test (test_segment_attach_refuses_bad_header_with_eproto),
+        cmocka_unit_test (test_segment_attach_refuses_segment_with_holes_with_enodata),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

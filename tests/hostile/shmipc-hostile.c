@@ -13,7 +13,8 @@
         shmipc-hostile [server-]MODE VARIANT ENDPOINT [SEED]
 
     As server-MODE it listens on ENDPOINT instead and attacks each victim
-    that connects, one after another, until its stdin closes. It greets as a
+    that connects, one after another, until its stdin closes; a handshake it
+    completes answers the victim's HELLO, as a server's must. It greets as a
     DEALER, or as the socket type SHMIPC_HOSTILE_TYPE (a number) says.
 
     seals -             take our segment through a real handshake, try every
@@ -405,6 +406,18 @@ s_take_hello (s_hostile_t *self)
     return 0;
 }
 
+//  The whole handshake with our segment, in the protocol's order: a client
+//  speaks first, a server answers the victim's HELLO. Returns 0, or -1 if
+//  the victim hung up.
+static int
+s_handshake (s_hostile_t *self)
+{
+    int fd = shmipc_segment_fd (self->own);
+    if (self->role == SHMIPC_SERVER)
+        return s_take_hello (self) || s_hello (self, &fd, 1) ? -1 : 0;
+    return s_hello (self, &fd, 1) || s_take_hello (self) ? -1 : 0;
+}
+
 //  Send a control message (a CTRL record).
 static int
 s_ctrl (s_hostile_t *self, const void *payload, size_t size)
@@ -455,8 +468,7 @@ s_setup (s_hostile_t *self, int type, const char *routing_id)
 {
     s_own_segment (self);
     s_connect (self);
-    int fd = shmipc_segment_fd (self->own);
-    if (s_hello (self, &fd, 1) || s_take_hello (self)
+    if (s_handshake (self)
     ||  s_greet (self, type, routing_id) || s_take_greeting (self)) {
         s_say ("closed");
         return -1;
@@ -956,8 +968,7 @@ s_mode_stall (s_hostile_t *self, const char *variant)
         //  The handshake, and no greeting
         s_own_segment (self);
         s_connect (self);
-        int fd = shmipc_segment_fd (self->own);
-        if (s_hello (self, &fd, 1) || s_take_hello (self)) {
+        if (s_handshake (self)) {
             s_say ("closed");
             return 0;
         }
@@ -994,8 +1005,7 @@ s_mode_greeting (s_hostile_t *self, const char *variant)
 {
     s_own_segment (self);
     s_connect (self);
-    int fd = shmipc_segment_fd (self->own);
-    if (s_hello (self, &fd, 1) || s_take_hello (self)) {
+    if (s_handshake (self)) {
         s_say ("closed");
         return 0;
     }
