@@ -1,8 +1,10 @@
 /*  =========================================================================
     shmipc - shared-memory transport for ZeroMQ (czmq) programs
 
-    The umbrella header: the core (plain C + Linux, in the shmipc_*.h
-    headers it includes) and the czmq layer declared here. A czmq program
+    The umbrella header: the core's user API (plain C + Linux: the channel,
+    fd passing, messages and endpoints, in the shmipc_*.h headers it
+    includes; the rings and segments under them are private) and the czmq
+    layer declared here. A czmq program
     moves to shared memory by changing an endpoint string:
 
         zsock_t *server = shmipc_sock_new (ZMQ_REP, "@shm:///run/app/svc");
@@ -21,8 +23,6 @@
 
 #include "shmipc_common.h"
 #include "shmipc_fdpass.h"
-#include "shmipc_segment.h"
-#include "shmipc_ring.h"
 #include "shmipc_msg.h"
 #include "shmipc_channel.h"
 #include "shmipc_endpoint.h"

@@ -102,7 +102,7 @@ SHMIPC_EXPORT int
 SHMIPC_EXPORT void
     shmipc_channel_set_handshake_timeout (shmipc_channel_t *self, int timeout_ms);
 
-//  Return the monotonic time (ms, as zclock_mono / CLOCK_MONOTONIC) at which
+//  Return the monotonic time (ms, CLOCK_MONOTONIC) at which
 //  the pending handshake expires, or -1 once the channel is ready.
 SHMIPC_EXPORT int64_t
     shmipc_channel_deadline (shmipc_channel_t *self);

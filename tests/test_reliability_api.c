@@ -11,6 +11,8 @@
 #include "testutil_reliability.h"
 #include "shmipc_fdpass.h"
 #include "endpoint.h"
+#include "shmipc_ring.h"
+#include "shmipc_segment.h"
 
 #include <sys/socket.h>
 

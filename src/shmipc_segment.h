@@ -35,7 +35,7 @@ typedef struct _shmipc_segment_t shmipc_segment_t;
 //  here, sealed against writable mappings elsewhere. The name shows in
 //  /proc/PID/fd. Returns NULL with errno on failure (ENOMEM or ENOSPC when
 //  the pages cannot all be allocated).
-SHMIPC_EXPORT shmipc_segment_t *
+shmipc_segment_t *
     shmipc_segment_new (const char *name, size_t size, uint32_t kind);
 
 //  Attach a descriptor received from a peer. Trusts nothing: the descriptor
@@ -46,28 +46,28 @@ SHMIPC_EXPORT shmipc_segment_t *
 //  fd in all cases (closed on failure). Returns NULL with errno: EBADF (not
 //  a memfd), EPERM (wrong seals), EMSGSIZE (size out of range), ENODATA
 //  (holes), EPROTO (bad header).
-SHMIPC_EXPORT shmipc_segment_t *
+shmipc_segment_t *
     shmipc_segment_attach (int fd, size_t min_size, size_t max_size,
                            uint32_t kind);
 
 //  Unmap and close. Idempotent; nullifies the caller's reference.
-SHMIPC_EXPORT void
+void
     shmipc_segment_destroy (shmipc_segment_t **self_p);
 
 //  Return the mapping's base address (the header is at offset 0).
-SHMIPC_EXPORT void *
+void *
     shmipc_segment_data (shmipc_segment_t *self);
 
 //  Return the mapped size in bytes.
-SHMIPC_EXPORT size_t
+size_t
     shmipc_segment_size (shmipc_segment_t *self);
 
 //  Return the memfd, to send it to a peer. Still owned by the segment.
-SHMIPC_EXPORT int
+int
     shmipc_segment_fd (shmipc_segment_t *self);
 
 //  Return true if this process may write the mapping (it created it).
-SHMIPC_EXPORT bool
+bool
     shmipc_segment_writable (shmipc_segment_t *self);
 
 #ifdef __cplusplus

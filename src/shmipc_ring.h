@@ -53,77 +53,77 @@ typedef struct {
 //  SHMIPC_RING_MIN and SHMIPC_RING_MAX), our write index, and the peer's
 //  read index (read-only to us). Starts at the indices' current values
 //  (both must be equal: an empty ring). Returns NULL with errno EINVAL.
-SHMIPC_EXPORT shmipc_ring_t *
+shmipc_ring_t *
     shmipc_ring_new_writer (void *data, size_t size,
                             uint64_t *head, const uint64_t *tail);
 
 //  Create the reading side over the peer's data and write index (read-only
 //  to us) and our read index.
-SHMIPC_EXPORT shmipc_ring_t *
+shmipc_ring_t *
     shmipc_ring_new_reader (const void *data, size_t size,
                             const uint64_t *head, uint64_t *tail);
 
 //  Destroy the ring (not the memory). Idempotent; nullifies the reference.
-SHMIPC_EXPORT void
+void
     shmipc_ring_destroy (shmipc_ring_t **self_p);
 
 //  Return the data size in bytes.
-SHMIPC_EXPORT size_t
+size_t
     shmipc_ring_size (shmipc_ring_t *self);
 
 //  Return the ring bytes a record with a payload of size bytes takes.
-SHMIPC_EXPORT size_t
+size_t
     shmipc_ring_record_size (size_t size);
 
 //  Writer: return the bytes free for new records, after loading the peer's
 //  read index. Trusts nothing: the index must lie between the last one seen
 //  and what we published. Returns -1/EPROTO if it does not.
-SHMIPC_EXPORT int64_t
+int64_t
     shmipc_ring_space (shmipc_ring_t *self);
 
 //  Writer: append one record. The caller has checked shmipc_ring_space;
 //  writing past it is an API misuse (assert). Not visible until published.
-SHMIPC_EXPORT void
+void
     shmipc_ring_put (shmipc_ring_t *self, const void *data, size_t size,
                      uint32_t flags);
 
 //  Writer: make every record put so far visible to the reader.
-SHMIPC_EXPORT void
+void
     shmipc_ring_publish (shmipc_ring_t *self);
 
 //  Writer: return true if records were put since the last publish.
-SHMIPC_EXPORT bool
+bool
     shmipc_ring_pending (shmipc_ring_t *self);
 
 //  Reader: return the published bytes not yet consumed, after loading the
 //  peer's write index. Trusts nothing: the index must lie between the last
 //  one seen and our read index plus the size. Returns -1/EPROTO otherwise.
-SHMIPC_EXPORT int64_t
+int64_t
     shmipc_ring_available (shmipc_ring_t *self);
 
 //  Reader: look at the next record without consuming it. Trusts nothing:
 //  the header is copied out once, then its size must fit in what was
 //  published and its flags must be known. Returns 0, or -1 with errno
 //  EAGAIN (nothing published) or EPROTO (a violation).
-SHMIPC_EXPORT int
+int
     shmipc_ring_peek (shmipc_ring_t *self, shmipc_record_t *record);
 
 //  Reader: copy a peeked record's payload to dest (record->size bytes).
-SHMIPC_EXPORT void
+void
     shmipc_ring_copy (const shmipc_record_t *record, void *dest);
 
 //  Reader: step past the record last peeked. Space is returned to the
 //  writer at the next release.
-SHMIPC_EXPORT void
+void
     shmipc_ring_consume (shmipc_ring_t *self);
 
 //  Reader: publish the read index, returning consumed space to the writer.
 //  Returns true if it moved.
-SHMIPC_EXPORT bool
+bool
     shmipc_ring_release (shmipc_ring_t *self);
 
 //  Reader: return the bytes consumed but not yet released.
-SHMIPC_EXPORT size_t
+size_t
     shmipc_ring_unreleased (shmipc_ring_t *self);
 
 #ifdef __cplusplus
