@@ -6,6 +6,7 @@
     seconds; SHMIPC_TEST_SCALE scales them like the short ones.
 */
 #include "testutil.h"
+#include "util.h"
 #include "shmipc_channel.h"
 #include "shmipc_ring.h"
 #include "shmipc_segment.h"
@@ -47,33 +48,15 @@ typedef struct {
     uint64_t seed;              //  For whatever the child makes up
 } s_job_t;
 
-void __sanitizer_purge_allocator (void) __attribute__ ((weak));
-static void
-s_settle_allocator (void)
-{
-    if (__sanitizer_purge_allocator)
-        __sanitizer_purge_allocator ();
-}
-
-static uint64_t
-s_random (uint64_t *state)
-{
-    uint64_t x = *state;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return *state = x;
-}
-
 //  Message index: 1 to 4 frames of sizes up to 3 * shape (often small),
 //  frame j patterned from index * 4 + j.
 static size_t
 s_shape (uint64_t index, size_t shape, size_t sizes [4])
 {
     uint64_t state = index * 0x9E3779B97F4A7C15ULL + 7;
-    size_t nframes = 1 + s_random (&state) % 4;
+    size_t nframes = 1 + tu_random (&state) % 4;
     for (size_t frame = 0; frame < nframes; frame++) {
-        uint64_t roll = s_random (&state);
+        uint64_t roll = tu_random (&state);
         sizes [frame] = roll % 4 ? (size_t) (roll >> 8) % 200
                                  : (size_t) (roll >> 8) % (3 * shape);
     }
@@ -164,12 +147,12 @@ test_stress_channel_delivers_random_shapes_over_random_rings (void **state)
     for (long round = 0; round < rounds; round++) {
         //  Big messages through tiny rings cost a wake-up every few bytes:
         //  keep the sizes within a few rings, and fewer through small ones
-        size_t capacity = caps [s_random (&seed) % 7];
-        size_t shape = caps [s_random (&seed) % 5] * 2;
+        size_t capacity = caps [tu_random (&seed) % 7];
+        size_t shape = caps [tu_random (&seed) % 5] * 2;
         if (shape > 4 * capacity)
             shape = 4 * capacity;
         s_job_t job = { .capacity = capacity,
-                        .peer_capacity = caps [s_random (&seed) % 7],
+                        .peer_capacity = caps [tu_random (&seed) % 7],
                         .shape = shape,
                         .count = tu_scaled (capacity >= 4096 ? 250000 : 25000, 1000) };
         shmipc_channel_t *channel;
@@ -197,7 +180,7 @@ test_stress_channel_delivers_random_shapes_over_random_rings (void **state)
         shmipc_msg_destroy (&msg);
         shmipc_channel_destroy (&channel);
     }
-    s_settle_allocator ();
+    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -298,7 +281,7 @@ test_stress_channel_wraps_at_every_offset_of_every_small_ring (void **state)
         shmipc_channel_destroy (&b);
     }
     shmipc_msg_destroy (&msg);
-    s_settle_allocator ();
+    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -323,15 +306,15 @@ test_stress_channel_writers_killed_at_random_points_leave_whole_messages (void *
     shmipc_msg_t *msg = shmipc_msg_new ();
     for (long round = 0; round < rounds; round++) {
         size_t caps [] = { 64, 256, 4096, 65536 };
-        size_t capacity = caps [s_random (&seed) % 4];
-        size_t shape = caps [s_random (&seed) % 4];
+        size_t capacity = caps [tu_random (&seed) % 4];
+        size_t shape = caps [tu_random (&seed) % 4];
         if (shape > 4 * capacity)
             shape = 4 * capacity;       //  As above: tiny rings, small messages
         s_job_t job = { .capacity = capacity, .peer_capacity = 4096, .shape = shape };
         shmipc_channel_t *channel;
         pid_t pid = s_start (s_stream_forever, &job, &channel);
         uint64_t index = 0;
-        long before = (long) (s_random (&seed) % 3000);
+        long before = (long) (tu_random (&seed) % 3000);
         for (; index < (uint64_t) before; index++) {
             assert_int_equal (shmipc_channel_recv_into (channel, msg, 0), 0);
             assert_true (s_is_shaped (msg, index, job.shape));
@@ -344,7 +327,7 @@ test_stress_channel_writers_killed_at_random_points_leave_whole_messages (void *
         shmipc_channel_destroy (&channel);
     }
     shmipc_msg_destroy (&msg);
-    s_settle_allocator ();
+    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -416,7 +399,7 @@ test_stress_channel_full_duplex_poll_loops_with_oversize_messages (void **state)
         shmipc_channel_destroy (&channel);
         assert_int_equal (tu_wait (pid), 0);
     }
-    s_settle_allocator ();
+    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -428,8 +411,7 @@ s_scribble (void *arg)
     s_job_t *job = (s_job_t *) arg;
     alarm (3600);
     close (job->other);
-    size_t page = (size_t) sysconf (_SC_PAGESIZE);
-    size_t size = SHMIPC_SEGMENT_HEADER + (job->capacity + page - 1) / page * page;
+    size_t size = shmipc__segment_bytes (job->capacity);
     shmipc_segment_t *segment = shmipc_segment_new ("hostile", size, S_KIND);
     C_CHECK (segment);
     uint8_t *base = (uint8_t *) shmipc_segment_data (segment);
@@ -451,8 +433,8 @@ s_scribble (void *arg)
         uint64_t tail = atomic_load_explicit ((_Atomic uint64_t *) (victim_base + S_TAIL),
                                               memory_order_acquire);
         uint64_t end = tail + job->capacity;
-        while (head + 16 <= end && s_random (&state) % 8) {
-            uint64_t roll = s_random (&state);
+        while (head + 16 <= end && tu_random (&state) % 8) {
+            uint64_t roll = tu_random (&state);
             uint32_t record_size = (uint32_t) (roll % 100);
             uint32_t flags = (uint32_t) ((roll >> 8) % 3);
             if ((roll >> 16) % 4096 == 0)
@@ -465,10 +447,10 @@ s_scribble (void *arg)
             uint64_t header = (uint64_t) record_size | ((uint64_t) flags << 32);
             memcpy (base + SHMIPC_SEGMENT_HEADER + (head & mask), &header, 8);
             for (size_t index = 0; index + 8 < need; index++)
-                base [SHMIPC_SEGMENT_HEADER + ((head + 8 + index) & mask)] = (uint8_t) s_random (&state);
+                base [SHMIPC_SEGMENT_HEADER + ((head + 8 + index) & mask)] = (uint8_t) tu_random (&state);
             head += need;
         }
-        uint64_t publish = s_random (&state) % 8192 ? head : s_random (&state);
+        uint64_t publish = tu_random (&state) % 8192 ? head : tu_random (&state);
         atomic_store_explicit ((_Atomic uint64_t *) (base + S_HEAD), publish, memory_order_release);
         ssize_t rc = recv (job->sock, buffer, sizeof buffer, MSG_DONTWAIT);
         if (rc == 0 || (rc < 0 && errno != EAGAIN && errno != EINTR))
@@ -518,7 +500,7 @@ test_stress_channel_survives_many_hostile_scribblers (void **state)
     print_message ("    %ld rounds: %ld EPROTO, %ld messages delivered\n",
                    rounds, protos, delivered);
     shmipc_msg_destroy (&msg);
-    s_settle_allocator ();
+    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 

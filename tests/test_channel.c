@@ -22,16 +22,6 @@
 //  --------------------------------------------------------------------------
 //  Helpers
 
-//  AddressSanitizer keeps freed blocks in quarantine, big ones still mapped:
-//  drain it (a no-op in other builds) before counting mappings.
-void __sanitizer_purge_allocator (void) __attribute__ ((weak));
-static void
-s_settle_allocator (void)
-{
-    if (__sanitizer_purge_allocator)
-        __sanitizer_purge_allocator ();
-}
-
 //  Return true if the channel's descriptor is readable within timeout_ms.
 static bool
 s_readable (shmipc_channel_t *channel, int timeout_ms)
@@ -143,7 +133,7 @@ test_channel_pair_reports_names_capacities_and_readiness (void **state)
     shmipc_channel_destroy (&b);
     assert_null (a);
     shmipc_channel_destroy (&a);
-    s_settle_allocator ();
+    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -157,7 +147,7 @@ test_channel_new_rounds_tiny_capacity_up_to_ring_minimum (void **state)
     assert_int_equal (shmipc_channel_capacity (b), 2 * SHMIPC_RING_MIN);
     shmipc_channel_destroy (&a);
     shmipc_channel_destroy (&b);
-    s_settle_allocator ();
+    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -179,7 +169,7 @@ test_channel_new_refuses_stream_socket_with_eprototype (void **state)
     assert_int_equal (errno, ENOTSOCK);
     close (pipe_fds [0]);
     close (pipe_fds [1]);
-    s_settle_allocator ();
+    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -214,7 +204,7 @@ test_channel_new_refuses_bad_name_and_capacity_with_einval (void **state)
     assert_string_equal (shmipc_channel_peer_name (b), long_name);
     shmipc_channel_destroy (&a);
     shmipc_channel_destroy (&b);
-    s_settle_allocator ();
+    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -248,7 +238,7 @@ test_channel_handshake_times_out_with_etimedout_when_peer_is_silent (void **stat
     assert_int_equal (shmipc_channel_events (a), SHMIPC_POLLERR);
     shmipc_channel_destroy (&a);
     close (pair [1]);
-    s_settle_allocator ();
+    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -265,7 +255,7 @@ test_channel_blocking_recv_during_handshake_reports_etimedout (void **state)
     assert_int_equal (errno, ETIMEDOUT);
     shmipc_channel_destroy (&a);
     close (pair [1]);
-    s_settle_allocator ();
+    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -282,7 +272,7 @@ test_channel_handshake_fails_with_econnreset_when_peer_closes (void **state)
     assert_int_equal (errno, ECONNRESET);
     assert_int_equal (shmipc_channel_error (a), ECONNRESET);
     shmipc_channel_destroy (&a);
-    s_settle_allocator ();
+    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -310,7 +300,7 @@ test_channel_handshake_completes_through_any_first_call (void **state)
     shmipc_msg_destroy (&msg);
     shmipc_channel_destroy (&a);
     shmipc_channel_destroy (&b);
-    s_settle_allocator ();
+    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -373,7 +363,7 @@ test_channel_delivers_empty_one_byte_and_multiframe_messages (void **state)
     shmipc_msg_destroy (&msg);
     shmipc_channel_destroy (&a);
     shmipc_channel_destroy (&b);
-    s_settle_allocator ();
+    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -471,7 +461,7 @@ test_channel_wraps_at_every_offset_of_64_and_256_byte_rings (void **state)
     s_wrap_every_offset (a, b, 64, &cursor_a);
     shmipc_channel_destroy (&a);
     shmipc_channel_destroy (&b);
-    s_settle_allocator ();
+    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -554,7 +544,7 @@ test_channel_streams_oversize_messages_from_every_offset (void **state)
             }
         }
     }
-    s_settle_allocator ();
+    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -604,7 +594,7 @@ test_channel_oversize_send_resumes_only_with_the_same_message (void **state)
     free (big);
     shmipc_channel_destroy (&a);
     shmipc_channel_destroy (&b);
-    s_settle_allocator ();
+    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -668,7 +658,7 @@ test_channel_maxmsgsize_refuses_bigger_message_and_closes (void **state)
     shmipc_msg_destroy (&msg);
     shmipc_channel_destroy (&a);
     shmipc_channel_destroy (&b);
-    s_settle_allocator ();
+    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -713,7 +703,7 @@ test_channel_dontwait_send_fails_with_eagain_when_full_and_writes_nothing (void 
     shmipc_msg_destroy (&msg);
     shmipc_channel_destroy (&a);
     shmipc_channel_destroy (&b);
-    s_settle_allocator ();
+    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -747,7 +737,7 @@ test_channel_fd_becomes_readable_when_space_frees_after_eagain (void **state)
     shmipc_msg_destroy (&msg);
     shmipc_channel_destroy (&a);
     shmipc_channel_destroy (&b);
-    s_settle_allocator ();
+    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -786,7 +776,7 @@ test_channel_refused_sends_queue_nothing_outside_the_ring (void **state)
     shmipc_msg_destroy (&msg);
     shmipc_channel_destroy (&a);
     shmipc_channel_destroy (&b);
-    s_settle_allocator ();
+    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -848,7 +838,7 @@ test_channel_send_and_recv_timeouts_fail_with_eagain (void **state)
     shmipc_msg_destroy (&msg);
     shmipc_channel_destroy (&a);
     shmipc_channel_destroy (&b);
-    s_settle_allocator ();
+    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -879,7 +869,7 @@ test_channel_reader_waiting_to_send_releases_what_it_has_read (void **state)
     shmipc_msg_destroy (&msg);
     shmipc_channel_destroy (&a);
     shmipc_channel_destroy (&b);
-    s_settle_allocator ();
+    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -931,7 +921,7 @@ test_channel_deferred_messages_stay_invisible_until_flush (void **state)
     shmipc_msg_destroy (&msg);
     shmipc_channel_destroy (&a);
     shmipc_channel_destroy (&b);
-    s_settle_allocator ();
+    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -949,7 +939,7 @@ test_channel_flush_fails_with_epipe_once_peer_is_gone (void **state)
     assert_int_equal (shmipc_channel_send (a, "x", 1, SHMIPC_DEFER), -1);
     assert_int_equal (errno, EPIPE);
     shmipc_channel_destroy (&a);
-    s_settle_allocator ();
+    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -986,7 +976,7 @@ test_channel_recv_vectored_returns_all_pending_up_to_max (void **state)
     assert_int_equal (shmipc_channel_recv_vectored (b, msgs, 100, 0), -1);
     assert_int_equal (errno, ECONNRESET);
     shmipc_channel_destroy (&b);
-    s_settle_allocator ();
+    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -1033,7 +1023,7 @@ test_channel_graceful_close_delivers_everything_then_econnreset (void **state)
     assert_int_equal (shmipc_channel_error (b), 0);
     shmipc_msg_destroy (&msg);
     shmipc_channel_destroy (&b);
-    s_settle_allocator ();
+    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -1081,7 +1071,7 @@ test_channel_ctrl_messages_round_trip_beside_data (void **state)
     free (largest);
     shmipc_channel_destroy (&a);
     shmipc_channel_destroy (&b);
-    s_settle_allocator ();
+    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -1119,7 +1109,7 @@ test_channel_ctrl_window_limits_unread_messages (void **state)
     assert_int_equal (errno, EAGAIN);
     shmipc_channel_destroy (&a);
     shmipc_channel_destroy (&b);
-    s_settle_allocator ();
+    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -1146,7 +1136,7 @@ test_channel_ctrl_refuses_oversize_and_keeps_message_for_bigger_buffer (void **s
     free (big);
     shmipc_channel_destroy (&a);
     shmipc_channel_destroy (&b);
-    s_settle_allocator ();
+    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -1180,7 +1170,7 @@ test_channel_fd_becomes_readable_when_message_arrives_after_eagain (void **state
     assert_true (shmipc_channel_events (b) & SHMIPC_POLLERR);
     shmipc_msg_destroy (&msg);
     shmipc_channel_destroy (&b);
-    s_settle_allocator ();
+    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -1209,7 +1199,7 @@ test_channel_fd_is_not_readable_after_events_reported_everything (void **state)
     shmipc_msg_destroy (&msg);
     shmipc_channel_destroy (&a);
     shmipc_channel_destroy (&b);
-    s_settle_allocator ();
+    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -1245,7 +1235,7 @@ test_channel_events_reports_pollout_when_blocked_stream_can_go_on (void **state)
     shmipc_msg_destroy (&msg);
     shmipc_channel_destroy (&a);
     shmipc_channel_destroy (&b);
-    s_settle_allocator ();
+    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -1287,7 +1277,7 @@ test_channel_sends_no_wakeup_to_a_reader_that_keeps_up (void **state)
     shmipc_msg_destroy (&msg);
     shmipc_channel_destroy (&a);
     shmipc_channel_destroy (&b);
-    s_settle_allocator ();
+    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -1327,7 +1317,7 @@ test_channel_spin_option_still_receives_and_times_out (void **state)
     shmipc_msg_destroy (&msg);
     shmipc_channel_destroy (&a);
     shmipc_channel_destroy (&b);
-    s_settle_allocator ();
+    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 

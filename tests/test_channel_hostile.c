@@ -56,14 +56,6 @@ typedef struct {
     shmipc_segment_t *victim;       //  The channel's segment, attached
 } s_fake_t;
 
-//  Return the segment size a channel with this ring capacity has.
-static size_t
-s_segment_size (size_t capacity)
-{
-    size_t page = (size_t) sysconf (_SC_PAGESIZE);
-    return SHMIPC_SEGMENT_HEADER + (capacity + page - 1) / page * page;
-}
-
 //  Send a HELLO by hand with nfds descriptors (0 to SHMIPC_FDPASS_MAX).
 static void
 s_send_hello (int sock, int role, uint64_t capacity, uint64_t segment_size,
@@ -86,18 +78,18 @@ s_fake_new (s_fake_t *fake, size_t capacity)
     assert_non_null (victim);
     fake->sock = pair [1];
     fake->capacity = capacity;
-    fake->segment = shmipc_segment_new ("fake", s_segment_size (capacity), S_KIND);
+    fake->segment = shmipc_segment_new ("fake", shmipc__segment_bytes (capacity), S_KIND);
     assert_non_null (fake->segment);
     fake->base = (uint8_t *) shmipc_segment_data (fake->segment);
     int fd = shmipc_segment_fd (fake->segment);
-    s_send_hello (fake->sock, SHMIPC_CLIENT, capacity, s_segment_size (capacity), &fd, 1);
+    s_send_hello (fake->sock, SHMIPC_CLIENT, capacity, shmipc__segment_bytes (capacity), &fd, 1);
     assert_int_equal (shmipc_channel_handshake (victim, 1000), 0);
     uint8_t buffer [SHMIPC__HELLO_FIXED + SHMIPC_NAME_MAX];
     size_t nfds;
     assert_true (shmipc_fdpass_recv (fake->sock, buffer, sizeof buffer, &fd, 1, &nfds, 0) > 0);
     assert_int_equal (nfds, 1);
-    fake->victim = shmipc_segment_attach (fd, s_segment_size (4096),
-                                          s_segment_size (4096), S_KIND);
+    fake->victim = shmipc_segment_attach (fd, shmipc__segment_bytes (4096),
+                                          shmipc__segment_bytes (4096), S_KIND);
     assert_non_null (fake->victim);
     return victim;
 }
@@ -178,16 +170,6 @@ s_assert_recv_eproto (shmipc_channel_t *victim)
     shmipc_msg_destroy (&msg);
 }
 
-//  AddressSanitizer keeps freed blocks in quarantine, big ones still mapped:
-//  drain it (a no-op in other builds) before counting mappings.
-void __sanitizer_purge_allocator (void) __attribute__ ((weak));
-static void
-s_settle_allocator (void)
-{
-    if (__sanitizer_purge_allocator)
-        __sanitizer_purge_allocator ();
-}
-
 //  --------------------------------------------------------------------------
 //  Handshake refusals
 
@@ -226,7 +208,7 @@ test_channel_refuses_hello_with_wrong_descriptors (void **state)
 {
     tu_baseline_t baseline = tu_baseline ();
     int fds_before = tu_fd_count ();
-    size_t good_size = s_segment_size (4096);
+    size_t good_size = shmipc__segment_bytes (4096);
     for (int kind = 0; kind < 8; kind++) {
         int peer;
         shmipc_channel_t *victim = s_victim_new (&peer);
@@ -274,13 +256,13 @@ test_channel_refuses_hello_with_wrong_descriptors (void **state)
         }
         else
             nfds = 0;                   //  No descriptor at all
-        s_send_hello (peer, SHMIPC_CLIENT, claim, s_segment_size (claim), fds, nfds);
+        s_send_hello (peer, SHMIPC_CLIENT, claim, shmipc__segment_bytes (claim), fds, nfds);
         for (size_t index = 0; index < nfds; index++)
             close (fds [index]);
         shmipc_segment_destroy (&segment);
         s_assert_refused (victim, peer, fds_before);
     }
-    s_settle_allocator ();
+    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -299,7 +281,7 @@ test_channel_refuses_hello_flooded_with_descriptors (void **state)
         many [index] = null_fd;
     uint8_t hello [SHMIPC__HELLO_FIXED + 8];
     size_t size = shmipc__wire_hello (hello, SHMIPC_CLIENT, 4096,
-                                      s_segment_size (4096), "fake", 4);
+                                      shmipc__segment_bytes (4096), "fake", 4);
     union {
         char buffer [CMSG_SPACE (sizeof many)];
         struct cmsghdr align;
@@ -328,12 +310,12 @@ test_channel_refuses_malformed_hello (void **state)
     for (int kind = 0; kind < 11; kind++) {
         int peer;
         shmipc_channel_t *victim = s_victim_new (&peer);
-        shmipc_segment_t *segment = shmipc_segment_new ("fake", s_segment_size (4096), S_KIND);
+        shmipc_segment_t *segment = shmipc_segment_new ("fake", shmipc__segment_bytes (4096), S_KIND);
         assert_non_null (segment);
         int fd = shmipc_segment_fd (segment);
         uint8_t hello [SHMIPC__HELLO_FIXED + 300];
         size_t size = shmipc__wire_hello (hello, SHMIPC_CLIENT, 4096,
-                                          s_segment_size (4096), "fake", 4);
+                                          shmipc__segment_bytes (4096), "fake", 4);
         switch (kind) {
             case 0: hello [4] ^= 1; break;                  //  Bad magic
             case 1: hello [2] = 2; break;                   //  Unknown version
@@ -353,22 +335,22 @@ test_channel_refuses_malformed_hello (void **state)
                 break;
             case 8:                                         //  Not a power of two
                 size = shmipc__wire_hello (hello, SHMIPC_CLIENT, 3000,
-                                           s_segment_size (3000), "fake", 4);
+                                           shmipc__segment_bytes (3000), "fake", 4);
                 break;
             case 9:                                         //  Below the minimum
                 size = shmipc__wire_hello (hello, SHMIPC_CLIENT, 32,
-                                           s_segment_size (32), "fake", 4);
+                                           shmipc__segment_bytes (32), "fake", 4);
                 break;
             default:                                        //  Size not what the
                 size = shmipc__wire_hello (hello, SHMIPC_CLIENT, 4096,  //  capacity implies
-                                           s_segment_size (8192), "fake", 4);
+                                           shmipc__segment_bytes (8192), "fake", 4);
                 break;
         }
         assert_int_equal (shmipc_fdpass_send (peer, hello, size, &fd, 1, 0), size);
         shmipc_segment_destroy (&segment);
         s_assert_refused (victim, peer, fds_before);
     }
-    s_settle_allocator ();
+    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -393,10 +375,10 @@ test_channel_refuses_same_role_on_both_sides (void **state)
     //  A server refuses a HELLO that says server
     int peer;
     shmipc_channel_t *victim = s_victim_new (&peer);
-    shmipc_segment_t *segment = shmipc_segment_new ("fake", s_segment_size (4096), S_KIND);
+    shmipc_segment_t *segment = shmipc_segment_new ("fake", shmipc__segment_bytes (4096), S_KIND);
     assert_non_null (segment);
     int fd = shmipc_segment_fd (segment);
-    s_send_hello (peer, SHMIPC_SERVER, 4096, s_segment_size (4096), &fd, 1);
+    s_send_hello (peer, SHMIPC_SERVER, 4096, shmipc__segment_bytes (4096), &fd, 1);
     shmipc_segment_destroy (&segment);
     s_assert_refused (victim, peer, fds_before);
     //  Two servers: neither speaks first, so a waits out its deadline;
@@ -587,7 +569,7 @@ test_channel_refuses_bad_socket_records_after_handshake (void **state)
                 break;
             case 5:
                 size = shmipc__wire_hello (record, SHMIPC_CLIENT, 4096,
-                                           s_segment_size (4096), "again", 5);
+                                           shmipc__segment_bytes (4096), "again", 5);
                 break;
             case 6:                                 //  Longer than any record
                 shmipc__wire_header (record, SHMIPC__WIRE_CTRL, SHMIPC_CTRL_MAX + 8);
@@ -719,16 +701,6 @@ typedef struct {
     long rounds;                //  How long to keep at it
 } s_hostile_t;
 
-static uint64_t
-s_random (uint64_t *state)
-{
-    uint64_t x = *state;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return *state = x;
-}
-
 //  Speak the handshake by hand, then rewrite our segment at random until
 //  the victim hangs up (or rounds run out). In plausible mode, write chains
 //  of mostly well-formed records from the victim's read index and publish
@@ -739,7 +711,7 @@ s_scribble (void *arg)
     s_hostile_t *job = (s_hostile_t *) arg;
     alarm (600);
     close (job->other);
-    size_t size = s_segment_size (job->capacity);
+    size_t size = shmipc__segment_bytes (job->capacity);
     shmipc_segment_t *segment = shmipc_segment_new ("hostile", size, S_KIND);
     C_CHECK (segment);
     uint8_t *base = (uint8_t *) shmipc_segment_data (segment);
@@ -755,8 +727,8 @@ s_scribble (void *arg)
     int victim_fd;
     C_CHECK (shmipc_fdpass_recv (job->sock, buffer, sizeof buffer, &victim_fd, 1,
                                  &nfds, 0) > 0 && nfds == 1);
-    shmipc_segment_t *victim = shmipc_segment_attach (victim_fd, s_segment_size (4096),
-                                                      s_segment_size (4096), S_KIND);
+    shmipc_segment_t *victim = shmipc_segment_attach (victim_fd, shmipc__segment_bytes (4096),
+                                                      shmipc__segment_bytes (4096), S_KIND);
     C_CHECK (victim);
     const uint8_t *victim_base = (const uint8_t *) shmipc_segment_data (victim);
     uint64_t state = job->seed;
@@ -765,7 +737,7 @@ s_scribble (void *arg)
     for (long round = 0; round < job->rounds; round++) {
         if (!job->plausible) {
             for (size_t at = 0; at + 8 <= size; at += 8) {
-                uint64_t value = s_random (&state);
+                uint64_t value = tu_random (&state);
                 memcpy (base + at, &value, 8);
             }
         }
@@ -775,8 +747,8 @@ s_scribble (void *arg)
             uint64_t tail = atomic_load_explicit (
                 (_Atomic uint64_t *) (victim_base + S_TAIL), memory_order_acquire);
             uint64_t end = tail + job->capacity;
-            while (head + 16 <= end && s_random (&state) % 8) {
-                uint64_t roll = s_random (&state);
+            while (head + 16 <= end && tu_random (&state) % 8) {
+                uint64_t roll = tu_random (&state);
                 uint32_t record_size = (uint32_t) (roll % 48);
                 uint32_t flags = (uint32_t) ((roll >> 8) % 3);   //  0, MORE, CHUNK
                 if ((roll >> 16) % 512 == 0)
@@ -789,15 +761,15 @@ s_scribble (void *arg)
                 uint64_t header = (uint64_t) record_size | ((uint64_t) flags << 32);
                 memcpy (base + S_RING + (head & mask), &header, 8);
                 for (size_t index = 0; index + 8 < need; index++)
-                    base [S_RING + ((head + 8 + index) & mask)] = (uint8_t) s_random (&state);
+                    base [S_RING + ((head + 8 + index) & mask)] = (uint8_t) tu_random (&state);
                 head += need;
             }
             uint64_t publish = head;
-            if (s_random (&state) % 1024 == 0)
-                publish = s_random (&state);                     //  A wild index
+            if (tu_random (&state) % 1024 == 0)
+                publish = tu_random (&state);                     //  A wild index
             atomic_store_explicit ((_Atomic uint64_t *) (base + S_HEAD), publish,
                                    memory_order_release);
-            uint32_t sleep_flag = (uint32_t) s_random (&state);
+            uint32_t sleep_flag = (uint32_t) tu_random (&state);
             memcpy (base + S_RX_SLEEP, &sleep_flag, 4);
         }
         //  Read what the victim sends; stop when it hangs up
@@ -867,7 +839,7 @@ s_survive_scribbler (bool plausible, long rounds)
     print_message ("    %ld rounds: %ld EPROTO, %ld ECONNRESET, %ld messages delivered\n",
                    rounds, protos, resets, delivered);
     shmipc_msg_destroy (&msg);
-    s_settle_allocator ();
+    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 

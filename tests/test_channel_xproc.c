@@ -185,16 +185,6 @@ s_start (int (*fn) (void *), s_job_t *job, shmipc_channel_t **channel)
     return pid;
 }
 
-//  AddressSanitizer keeps freed blocks in quarantine, big ones still mapped:
-//  drain it (a no-op in other builds) before counting mappings.
-void __sanitizer_purge_allocator (void) __attribute__ ((weak));
-static void
-s_settle_allocator (void)
-{
-    if (__sanitizer_purge_allocator)
-        __sanitizer_purge_allocator ();
-}
-
 //  In the parent: close our pipe ends.
 static void
 s_end (s_job_t *job)
@@ -268,7 +258,7 @@ test_channel_delivers_million_messages_in_order_across_processes (void **state)
     shmipc_msg_destroy (&msg);
     shmipc_channel_destroy (&channel);
     s_end (&job);
-    s_settle_allocator ();
+    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -344,7 +334,7 @@ test_channel_carries_edge_sizes_up_to_64_mib_across_processes (void **state)
         shmipc_channel_destroy (&channel);
         s_end (&job);
     }
-    s_settle_allocator ();
+    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -384,7 +374,7 @@ test_channel_carries_one_gib_message_across_processes (void **state)
     assert_int_equal (errno, ECONNRESET);
     shmipc_channel_destroy (&channel);
     s_end (&job);
-    s_settle_allocator ();
+    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -457,7 +447,7 @@ test_channel_writer_killed_mid_multiframe_stream_never_delivers_part (void **sta
     shmipc_msg_destroy (&msg);
     shmipc_channel_destroy (&channel);
     s_end (&job);
-    s_settle_allocator ();
+    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -510,7 +500,7 @@ test_channel_writer_killed_mid_stream_leaves_whole_messages_then_econnreset (voi
         shmipc_channel_destroy (&channel);
         s_end (&job);
     }
-    s_settle_allocator ();
+    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -569,7 +559,7 @@ test_channel_send_to_killed_reader_fails_with_epipe_not_sigpipe (void **state)
         shmipc_channel_destroy (&channel);
         s_end (&job);
     }
-    s_settle_allocator ();
+    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -614,7 +604,7 @@ test_channel_graceful_close_delivers_every_message_then_econnreset (void **state
         shmipc_channel_destroy (&channel);
         s_end (&job);
     }
-    s_settle_allocator ();
+    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -678,7 +668,7 @@ test_channel_blocking_send_completes_as_slow_reader_drains (void **state)
     assert_int_equal (stats.msgs_sent, job.count);
     shmipc_channel_destroy (&channel);
     s_end (&job);
-    s_settle_allocator ();
+    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -732,7 +722,7 @@ test_channel_peers_that_send_before_reading_do_not_deadlock (void **state)
         shmipc_channel_destroy (&channel);
         s_end (&job);
     }
-    s_settle_allocator ();
+    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -822,7 +812,7 @@ test_channel_poll_loop_wakes_at_most_once_per_message (void **state)
     shmipc_msg_destroy (&msg);
     shmipc_channel_destroy (&channel);
     s_end (&job);
-    s_settle_allocator ();
+    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -864,7 +854,7 @@ test_channel_awake_reader_costs_the_writer_few_wakeups (void **state)
         shmipc_channel_destroy (&channel);
         s_end (&job);
     }
-    s_settle_allocator ();
+    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -936,7 +926,7 @@ test_channel_full_duplex_poll_loops_exchange_messages_both_ways (void **state)
     assert_int_equal (stats.msgs_received, job.count);
     shmipc_channel_destroy (&channel);
     s_end (&job);
-    s_settle_allocator ();
+    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -976,7 +966,7 @@ test_channel_spinning_peers_deliver_in_order (void **state)
     shmipc_msg_destroy (&msg);
     shmipc_channel_destroy (&channel);
     s_end (&job);
-    s_settle_allocator ();
+    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -992,7 +982,7 @@ s_warm_big_blocks (void **state)
         blocks [index] = malloc ((size_t) 128 << (10 + index));
     for (size_t index = 0; index < 11; index++)
         free (blocks [index]);
-    s_settle_allocator ();
+    tu_settle_allocator ();
     return 0;
 }
 

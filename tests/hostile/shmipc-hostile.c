@@ -51,6 +51,8 @@
 #include "shmipc_ring.h"
 #include "shmipc_segment.h"
 #include "wire.h"
+#include "util.h"
+#include "testutil.h"
 #include "greeting.h"
 
 #include <errno.h>
@@ -145,19 +147,9 @@ s_now_ms (void)
 static uint64_t
 s_random (s_hostile_t *self)
 {
-    uint64_t x = self->random;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return self->random = x;
+    return tu_random (&self->random);
 }
 
-static size_t
-s_segment_size (size_t capacity)
-{
-    size_t page = (size_t) sysconf (_SC_PAGESIZE);
-    return SHMIPC_SEGMENT_HEADER + (capacity + page - 1) / page * page;
-}
 
 static uint64_t
 s_load (const uint8_t *base, size_t offset)
@@ -347,7 +339,7 @@ static void
 s_own_segment (s_hostile_t *self)
 {
     self->capacity = S_CAPACITY;
-    self->own = shmipc_segment_new ("hostile", s_segment_size (self->capacity), S_KIND);
+    self->own = shmipc_segment_new ("hostile", shmipc__segment_bytes (self->capacity), S_KIND);
     S_CHECK (self->own);
     self->base = (uint8_t *) shmipc_segment_data (self->own);
     self->epoch = 1;
@@ -381,7 +373,7 @@ s_hello (s_hostile_t *self, const int *fds, size_t nfds)
 {
     uint8_t hello [SHMIPC__HELLO_FIXED + 16];
     size_t size = shmipc__wire_hello (hello, self->role, self->capacity,
-                                      s_segment_size (self->capacity), "hostile", 7);
+                                      shmipc__segment_bytes (self->capacity), "hostile", 7);
     return s_send_fds (self, hello, size, fds, nfds);
 }
 
