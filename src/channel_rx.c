@@ -3,9 +3,10 @@
     the peer's ring, handing them out in place or as copies, and giving the
     space back
 
-    Owns nothing beyond the channel's state (channel.h). Trusts nothing in
-    the peer's ring: the ring checks indices and record headers; this file
-    checks the frame structure against our limits.
+    Owns the ring we read, the message being copied together and the views
+    (channel_rx.h). Trusts nothing in the peer's ring: the ring checks
+    indices and record headers; this file checks the frame structure
+    against our limits.
 
     A message that lies whole in the ring, no frame wrapping around its
     end, is handed out in place (IN_RING): its records are consumed but not
@@ -16,9 +17,8 @@
     =========================================================================
 */
 
-#include "channel.h"
+#include "channel_rx.h"
 
-#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,11 +26,20 @@
 //  Bookkeeping bytes each frame counts against maxmsgsize.
 #define S_FRAME_COST    32
 
-static int s_views_to_copy (shmipc_channel_t *self);
-static int s_view_copy (shmipc_channel_t *self);
+static int s_views_to_copy (shmipc__channel_rx_t *self);
+static int s_view_copy (shmipc__channel_rx_t *self);
+
+int
+shmipc__channel_rx_init (shmipc__channel_rx_t *self, shmipc__channel_link_t *link,
+                         shmipc__channel_waiter_t *waiter)
+{
+    *self = (shmipc__channel_rx_t) { .link = link, .waiter = waiter, .rcvtimeo = -1 };
+    self->partial = shmipc_msg_new ();
+    return self->partial ? 0 : -1;
+}
 
 void
-shmipc__channel_release (shmipc_channel_t *self)
+shmipc__channel_rx_release (shmipc__channel_rx_t *self)
 {
     if (self->ready == SHMIPC__IN_RING) {
         //  A message found in place but not handed out: copy it, so that a
@@ -39,35 +48,37 @@ shmipc__channel_release (shmipc_channel_t *self)
             return;
         self->ready = SHMIPC__IN_COPY;
     }
-    if (shmipc_ring_release (self->rx))
-        shmipc__channel_wake_peer (self, false);
+    if (shmipc_ring_release (self->ring))
+        shmipc__channel_waiter_wake_peer (self->waiter, SHMIPC__DIR_TX);
 }
 
 //  Release if worthwhile: a quarter of the ring is waiting, or the writer
 //  says it waits (a hint: the release itself does the fenced check).
 static void
-s_release_lazily (shmipc_channel_t *self)
+s_release_lazily (shmipc__channel_rx_t *self)
 {
-    if (shmipc_ring_unreleased (self->rx) >= self->peer_capacity / 4
-    ||  (atomic_load_explicit ((_Atomic uint32_t *) &self->peer_ctl->tx_sleep,
-                               memory_order_relaxed) & 1))
-        shmipc__channel_release (self);
+    if (shmipc_ring_unreleased (self->ring) >= self->capacity / 4
+    ||  shmipc__channel_waiter_peer_sleeps (self->waiter, SHMIPC__DIR_TX))
+        shmipc__channel_rx_release (self);
 }
 
 //  Check a record against the frame structure and our limits, given the
 //  frames and bytes of the message so far. Returns 0 or -1 (broken).
 static int
-s_check_record (shmipc_channel_t *self, const shmipc_record_t *record,
+s_check_record (shmipc__channel_rx_t *self, const shmipc_record_t *record,
                 size_t frames, size_t content)
 {
     if ((record->flags & SHMIPC_RECORD_CHUNK) && (record->flags & SHMIPC_RECORD_MORE))
-        return shmipc__channel_break (self, EPROTO, "record flags CHUNK and MORE together");
+        return shmipc__channel_link_break (self->link, EPROTO,
+                                           "record flags CHUNK and MORE together");
     if (frames >= SHMIPC_FRAMES_MAX)
-        return shmipc__channel_break (self, EMSGSIZE, "too many frames in one message");
+        return shmipc__channel_link_break (self->link, EMSGSIZE,
+                                           "too many frames in one message");
     if (self->maxmsgsize) {
         uint64_t cost = (uint64_t) content + record->size + (frames + 1) * S_FRAME_COST;
         if (cost > self->maxmsgsize)
-            return shmipc__channel_break (self, EMSGSIZE, "message larger than the maximum size");
+            return shmipc__channel_link_break (self->link, EMSGSIZE,
+                                               "message larger than the maximum size");
     }
     return 0;
 }
@@ -75,15 +86,15 @@ s_check_record (shmipc_channel_t *self, const shmipc_record_t *record,
 //  Copy records into self->partial until the message is whole or the ring
 //  is empty. Returns 0 (self->ready is IN_COPY when whole) or -1 (broken).
 static int
-s_assemble_copy (shmipc_channel_t *self)
+s_assemble_copy (shmipc__channel_rx_t *self)
 {
     while (true) {
         shmipc_record_t record;
-        if (shmipc_ring_peek (self->rx, &record)) {
+        if (shmipc_ring_peek (self->ring, &record)) {
             if (errno == EAGAIN)
                 return 0;
-            return shmipc__channel_break (self, EPROTO,
-                                          "peer ring index or record header out of range");
+            return shmipc__channel_link_break (self->link, EPROTO,
+                                               "peer ring index or record header out of range");
         }
         size_t frames = shmipc_msg_frames (self->partial);
         size_t content = shmipc_msg_content_size (self->partial);
@@ -94,9 +105,9 @@ s_assemble_copy (shmipc_channel_t *self)
                    ? shmipc_msg_grow_frame (self->partial, record.size)
                    : shmipc_msg_add_frame (self->partial, record.size);
         if (!dest)
-            return shmipc__channel_break (self, ENOMEM, "out of memory");
+            return shmipc__channel_link_break (self->link, ENOMEM, "out of memory");
         shmipc_ring_copy (&record, dest);
-        shmipc_ring_consume (self->rx);
+        shmipc_ring_consume (self->ring);
         self->frame_open = (record.flags & SHMIPC_RECORD_CHUNK) != 0;
         //  Keep a streaming writer going rather than let it stall on us
         s_release_lazily (self);
@@ -109,14 +120,14 @@ s_assemble_copy (shmipc_channel_t *self)
 
 //  Make room for one more view.
 static int
-s_grow_views (shmipc_channel_t *self)
+s_grow_views (shmipc__channel_rx_t *self)
 {
     if (self->nviews < self->view_slots)
         return 0;
     size_t slots = self->view_slots ? self->view_slots * 2 : 8;
     shmipc_frame_t *views = (shmipc_frame_t *) realloc (self->views, slots * sizeof *views);
     if (!views)
-        return shmipc__channel_break (self, ENOMEM, "out of memory");
+        return shmipc__channel_link_break (self->link, ENOMEM, "out of memory");
     self->views = views;
     self->view_slots = slots;
     return 0;
@@ -125,12 +136,12 @@ s_grow_views (shmipc_channel_t *self)
 //  Copy the frames viewed so far into self->partial: the message cannot be
 //  handed out in place after all. Their records are still unreleased.
 static int
-s_views_to_copy (shmipc_channel_t *self)
+s_views_to_copy (shmipc__channel_rx_t *self)
 {
     for (size_t index = 0; index < self->nviews; index++)
         if (shmipc_msg_addmem (self->partial, self->views [index].data,
                                self->views [index].size))
-            return shmipc__channel_break (self, ENOMEM, "out of memory");
+            return shmipc__channel_link_break (self->link, ENOMEM, "out of memory");
     self->nviews = 0;
     return 0;
 }
@@ -138,7 +149,7 @@ s_views_to_copy (shmipc_channel_t *self)
 //  Look for a whole message, in place if it lies whole in the ring, else
 //  by copying. Returns 0 (see self->ready) or -1 (broken).
 static int
-s_find_message (shmipc_channel_t *self)
+s_find_message (shmipc__channel_rx_t *self)
 {
     if (self->ready != SHMIPC__NONE)
         return 0;
@@ -146,9 +157,9 @@ s_find_message (shmipc_channel_t *self)
         size_t content = 0;
         while (true) {
             shmipc_record_t record;
-            if (shmipc_ring_peek (self->rx, &record)) {
+            if (shmipc_ring_peek (self->ring, &record)) {
                 if (errno != EAGAIN)
-                    return shmipc__channel_break (self, EPROTO,
+                    return shmipc__channel_link_break (self->link, EPROTO,
                         "peer ring index or record header out of range");
                 if (self->nviews == 0)
                     return 0;
@@ -169,7 +180,7 @@ s_find_message (shmipc_channel_t *self)
             self->views [self->nviews++] = (shmipc_frame_t) {
                 .data = record.size ? record.part [0] : NULL, .size = record.size };
             content += record.size;
-            shmipc_ring_consume (self->rx);
+            shmipc_ring_consume (self->ring);
             if (!(record.flags & SHMIPC_RECORD_MORE)) {
                 self->ready = SHMIPC__IN_RING;
                 return 0;
@@ -182,7 +193,7 @@ s_find_message (shmipc_channel_t *self)
 }
 
 static int
-s_view_copy (shmipc_channel_t *self)
+s_view_copy (shmipc__channel_rx_t *self)
 {
     size_t count = shmipc_msg_frames (self->partial);
     self->nviews = 0;
@@ -196,86 +207,87 @@ s_view_copy (shmipc_channel_t *self)
     return 0;
 }
 
+//  Look once: 1 if a message is ready, 0 if none is (and the space read so
+//  far is given back, before anyone sleeps on it), -1 if broken.
+static int
+s_look (shmipc__channel_rx_t *self)
+{
+    if (s_find_message (self))
+        return -1;
+    if (self->ready != SHMIPC__NONE)
+        return 1;
+    shmipc__channel_rx_release (self);
+    return 0;
+}
+
 int
-shmipc__channel_poll_message (shmipc_channel_t *self, bool arm)
+shmipc__channel_rx_poll (shmipc__channel_rx_t *self, bool arm)
 {
     while (true) {
-        if (s_find_message (self))
-            return -1;
-        if (self->ready != SHMIPC__NONE) {
-            shmipc__channel_disarm (self, true);
+        int rc = s_look (self);
+        if (rc > 0) {
+            shmipc__channel_waiter_disarm (self->waiter, SHMIPC__DIR_RX);
             return 0;
         }
-        //  Empty: give back the space before anyone sleeps on it
-        shmipc__channel_release (self);
-        if (!arm || SHMIPC__RX_ARMED (self))
+        if (rc < 0)
+            return -1;
+        if (!arm || shmipc__channel_waiter_armed (self->waiter, SHMIPC__DIR_RX))
             return 0;
-        shmipc__channel_arm (self, true);
+        shmipc__channel_waiter_arm (self->waiter, SHMIPC__DIR_RX);
         //  And look once more, now that the writer will see our flag
     }
+}
+
+int
+shmipc__channel_rx_readable (shmipc__channel_rx_t *self)
+{
+    int64_t available = self->ready != SHMIPC__NONE ? 1 : shmipc_ring_available (self->ring);
+    if (available < 0)
+        return shmipc__channel_link_break (self->link, EPROTO,
+                                           "peer ring index or record header out of range");
+    return available > 0;
+}
+
+//  Check for a message: 1 ready, 0 not yet, -1 broken, or ECONNRESET once
+//  the peer is gone and a look after arming found nothing.
+static int
+s_check_message (void *arg)
+{
+    shmipc__channel_rx_t *self = (shmipc__channel_rx_t *) arg;
+    if (self->link->state == SHMIPC__BROKEN) {
+        errno = self->link->error;
+        return -1;
+    }
+    int rc = s_look (self);
+    if (rc == 0 && self->link->peer_gone
+    &&  shmipc__channel_waiter_armed (self->waiter, SHMIPC__DIR_RX)) {
+        //  Armed and re-checked after end of stream: nothing more comes
+        errno = ECONNRESET;
+        return -1;
+    }
+    return rc;
 }
 
 //  Make a whole message ready, waiting if flags allow. Returns 0 with
 //  self->ready set, or -1 with errno.
 static int
-s_wait_message (shmipc_channel_t *self, int flags)
+s_wait_message (shmipc__channel_rx_t *self, int flags)
 {
     if (self->ready != SHMIPC__NONE)
         return 0;
-    if (self->state != SHMIPC__READY
-    &&  shmipc__channel_ensure_ready (self, flags, shmipc__deadline (self->rcvtimeo)))
-        return -1;
-    if (SHMIPC__RX_ARMED (self) && shmipc__channel_wake_up (self, true))
-        return -1;
-    bool dontwait = (flags & SHMIPC_DONTWAIT) != 0;
-    bool first = true;
-    int64_t deadline = -1;
-    int64_t spin_until = 0;
-    while (true) {
-        if (self->state == SHMIPC__BROKEN) {
-            errno = self->error;
-            return -1;
-        }
-        bool spinning = spin_until && shmipc__now_us () < spin_until;
-        if (shmipc__channel_poll_message (self, !first && !spinning))
-            return -1;
-        if (self->ready != SHMIPC__NONE)
-            return 0;
-        if (first) {
-            //  Nothing there: now, and only now, work out how to wait
-            first = false;
-            deadline = shmipc__deadline (self->rcvtimeo);
-            if (self->spin_us > 0 && !dontwait)
-                spin_until = shmipc__now_us () + self->spin_us;
-            continue;
-        }
-        if (spinning) {
-            shmipc__channel_spin_pause ();
-            continue;
-        }
-        if (self->peer_gone) {
-            //  Armed and re-checked after end of stream: nothing more comes
-            errno = ECONNRESET;
-            return -1;
-        }
-        if (dontwait) {
-            errno = EAGAIN;
-            return -1;
-        }
-        if (shmipc__channel_sleep (self, deadline))
-            return -1;
-        shmipc__channel_disarm (self, true);
-    }
+    return shmipc__channel_waiter_wait_until (self->waiter, SHMIPC__DIR_RX,
+                                              s_check_message, NULL, self,
+                                              self->rcvtimeo, flags);
 }
 
 //  The caller is done with the ready message: count it, forget it, and
 //  give its space back when worthwhile.
 static void
-s_done (shmipc_channel_t *self)
+s_done (shmipc__channel_rx_t *self)
 {
-    self->stats.msgs_received++;
+    self->stat_msgs_received++;
     for (size_t index = 0; index < self->nviews; index++)
-        self->stats.bytes_received += self->views [index].size;
+        self->stat_bytes_received += self->views [index].size;
     if (self->ready == SHMIPC__IN_COPY) {
         shmipc_msg_reset (self->partial);
         self->frame_open = false;
@@ -289,7 +301,7 @@ s_done (shmipc_channel_t *self)
 //  Hand the ready message to msg (reset first). A copied message is swapped
 //  in whole; one in the ring is copied out, reusing msg's buffers.
 static int
-s_deliver (shmipc_channel_t *self, shmipc_msg_t *msg)
+s_deliver (shmipc__channel_rx_t *self, shmipc_msg_t *msg)
 {
     shmipc_msg_reset (msg);
     if (self->ready == SHMIPC__IN_COPY)
@@ -306,11 +318,9 @@ s_deliver (shmipc_channel_t *self, shmipc_msg_t *msg)
 }
 
 int
-shmipc_channel_recv_view (shmipc_channel_t *self, const shmipc_frame_t **frames,
-                          size_t *nframes, int flags)
+shmipc__channel_rx_recv_view (shmipc__channel_rx_t *self, const shmipc_frame_t **frames,
+                              size_t *nframes, int flags)
 {
-    assert (self);
-    assert (frames && nframes);
     if (s_wait_message (self, flags))
         return -1;
     *frames = self->views;
@@ -320,9 +330,8 @@ shmipc_channel_recv_view (shmipc_channel_t *self, const shmipc_frame_t **frames,
 }
 
 void
-shmipc_channel_recv_done (shmipc_channel_t *self)
+shmipc__channel_rx_recv_done (shmipc__channel_rx_t *self)
 {
-    assert (self);
     //  Only a message handed out by recv_view: one that events () made
     //  ready is still the caller's to receive
     if (self->view_held)
@@ -330,19 +339,16 @@ shmipc_channel_recv_done (shmipc_channel_t *self)
 }
 
 int
-shmipc_channel_recv_into (shmipc_channel_t *self, shmipc_msg_t *msg, int flags)
+shmipc__channel_rx_recv_into (shmipc__channel_rx_t *self, shmipc_msg_t *msg, int flags)
 {
-    assert (self);
-    assert (msg);
     if (s_wait_message (self, flags))
         return -1;
     return s_deliver (self, msg);
 }
 
 shmipc_msg_t *
-shmipc_channel_recv (shmipc_channel_t *self, int flags)
+shmipc__channel_rx_recv (shmipc__channel_rx_t *self, int flags)
 {
-    assert (self);
     if (s_wait_message (self, flags))
         return NULL;
     shmipc_msg_t *msg = shmipc_msg_new ();
@@ -355,15 +361,9 @@ shmipc_channel_recv (shmipc_channel_t *self, int flags)
 }
 
 ssize_t
-shmipc_channel_recv_vectored (shmipc_channel_t *self, shmipc_msg_t **msgs,
-                              size_t max, int flags)
+shmipc__channel_rx_recv_vectored (shmipc__channel_rx_t *self, shmipc_msg_t **msgs,
+                                  size_t max, int flags)
 {
-    assert (self);
-    assert (msgs);
-    if (max == 0) {
-        errno = EINVAL;
-        return -1;
-    }
     size_t count = 0;
     while (count < max) {
         if (s_wait_message (self, count ? SHMIPC_DONTWAIT : flags)) {
@@ -381,6 +381,6 @@ shmipc_channel_recv_vectored (shmipc_channel_t *self, shmipc_msg_t **msgs,
         }
         count++;
     }
-    shmipc__channel_release (self);
+    shmipc__channel_rx_release (self);
     return (ssize_t) count;
 }

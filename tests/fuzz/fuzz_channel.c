@@ -312,11 +312,11 @@ s_peer_ready (s_fuzz_t *self)
         return false;
     shmipc_channel_t *peer = self->peer;
     self->ring = (uint8_t *) shmipc_segment_data (peer->own) + SHMIPC_SEGMENT_HEADER;
-    self->cap = peer->capacity;
-    self->ctl = peer->own_ctl;
+    self->cap = peer->tx.capacity;
+    self->ctl = peer->waiter.own_ctl;
     self->our_ring = (const uint8_t *) shmipc_segment_data (peer->peer) + SHMIPC_SEGMENT_HEADER;
-    self->our_cap = peer->peer_capacity;
-    self->our_ctl = peer->peer_ctl;
+    self->our_cap = peer->rx.capacity;
+    self->our_ctl = peer->waiter.peer_ctl;
     self->peer_set = true;
     return true;
 }
@@ -679,7 +679,7 @@ s_send (s_fuzz_t *self, const size_t *size, size_t nframes, int flags, bool as_m
         frames [index] = (struct iovec) { .iov_base = s_pattern, .iov_len = size [index] };
         total += size [index];
     }
-    bool streaming = self->us->stream.active;
+    bool streaming = self->us->tx.stream.active;
     if (streaming && nframes == self->stream_nframes
     &&  memcmp (size, self->stream_size, nframes * sizeof *size)) {
         uint64_t streamed = 0;
@@ -714,7 +714,7 @@ s_send (s_fuzz_t *self, const size_t *size, size_t nframes, int flags, bool as_m
         //  streaming
         S_CHECK (errno != EINVAL || nframes == 0 || streaming);
     }
-    if (!streaming && self->us->stream.active) {
+    if (!streaming && self->us->tx.stream.active) {
         self->stream_nframes = nframes;
         memcpy (self->stream_size, size, nframes * sizeof *size);
     }
@@ -1043,7 +1043,7 @@ s_step_us (s_fuzz_t *self, int op, s_input_t *in)
             size [0] = s_frame_size (in);
             int flags = SHMIPC_DONTWAIT | (how & 1 ? SHMIPC_DEFER : 0);
             //  While a message streams, usually go on with it
-            if (us->stream.active && !(how & 2))
+            if (us->tx.stream.active && !(how & 2))
                 s_send (self, self->stream_size, self->stream_nframes, flags, false);
             else
                 s_send (self, size, 1, flags, false);
@@ -1161,11 +1161,11 @@ s_step_us (s_fuzz_t *self, int op, s_input_t *in)
                 //  What it does not report, it armed; and before saying
                 //  there is nothing to read, it gave the space back
                 if (!(events & SHMIPC_POLLIN)) {
-                    S_CHECK (S_LOAD32 (&us->own_ctl->rx_sleep) & 1);
-                    S_CHECK (shmipc_ring_unreleased (us->rx) == 0);
+                    S_CHECK (S_LOAD32 (&us->waiter.own_ctl->rx_sleep) & 1);
+                    S_CHECK (shmipc_ring_unreleased (us->rx.ring) == 0);
                 }
                 if (!(events & SHMIPC_POLLOUT))
-                    S_CHECK (S_LOAD32 (&us->own_ctl->tx_sleep) & 1);
+                    S_CHECK (S_LOAD32 (&us->waiter.own_ctl->tx_sleep) & 1);
             }
             break;
         }
@@ -1190,8 +1190,8 @@ s_check (s_fuzz_t *self, bool peer_set, uint64_t head_before, uint64_t tail_befo
         S_CHECK (error == self->error);
     self->error = error;
     //  The control window, both ways
-    S_CHECK (us->ctrl_count <= SHMIPC_CTRL_WINDOW);
-    S_CHECK ((uint32_t) (us->ctrl_sent - us->ctrl_acked) <= SHMIPC_CTRL_WINDOW);
+    S_CHECK (us->link.ctrl_count <= SHMIPC_CTRL_WINDOW);
+    S_CHECK ((uint32_t) (us->link.ctrl_sent - us->link.ctrl_acked) <= SHMIPC_CTRL_WINDOW);
     //  Counters count what happened: every message sent, every message
     //  handed over (once)
     shmipc_channel_stats_t stats;
@@ -1209,9 +1209,9 @@ s_check (s_fuzz_t *self, bool peer_set, uint64_t head_before, uint64_t tail_befo
     uint32_t rx_sleep = S_LOAD32 (&self->ctl->rx_sleep);
     uint32_t tx_sleep = S_LOAD32 (&self->ctl->tx_sleep);
     if (S_LOAD64 (&self->our_ctl->head) != head_before && (rx_sleep & 1))
-        S_CHECK (us->woke_rx == rx_sleep);
+        S_CHECK (us->waiter.woke [SHMIPC__DIR_RX] == rx_sleep);
     if (S_LOAD64 (&self->our_ctl->tail) != tail_before && (tx_sleep & 1))
-        S_CHECK (us->woke_tx == tx_sleep);
+        S_CHECK (us->waiter.woke [SHMIPC__DIR_TX] == tx_sleep);
 }
 
 int

@@ -1,0 +1,129 @@
+/*  =========================================================================
+    channel_link.h - the channel's socket: its state, the records that
+    cross it after the handshake (WAKE, ACK, CTRL), the control window,
+    and sleeping on it
+
+    Owns: the connected SEQPACKET socket (from the end of construction on),
+    the control messages received and not yet read, and the channel's state
+    (HANDSHAKE, READY, BROKEN: whoever breaks the channel breaks the link).
+    Does not own: the rings, the segments, the sleep flags (channel_waiter),
+    or the HELLO exchange (channel.c reads and writes it on this socket).
+    Calls nothing else of the channel: it is the bottom of the graph in
+    channel.h.
+    =========================================================================
+*/
+
+#ifndef SHMIPC_CHANNEL_LINK_H_INCLUDED
+#define SHMIPC_CHANNEL_LINK_H_INCLUDED
+
+#include "shmipc_channel.h"
+#include "util.h"
+
+#include <stdlib.h>
+#include <unistd.h>
+
+typedef enum {
+    SHMIPC__HANDSHAKE,          //  Waiting for the peer's HELLO
+    SHMIPC__READY,              //  Working (the peer may be gone: peer_gone)
+    SHMIPC__BROKEN              //  Closed by an error; see error and reason
+} shmipc__state_t;
+
+//  A control message received and not yet read.
+typedef struct {
+    uint8_t *data;              //  Payload (malloc'd)
+    size_t size;                //  Its size
+} shmipc__ctrl_t;
+
+typedef struct {
+    int sock;                               //  Connected SEQPACKET socket;
+                                            //  owned (-1 until construction
+                                            //  succeeds)
+    shmipc__state_t state;                  //  See shmipc__state_t
+    bool peer_gone;                         //  End of stream seen on the socket
+    int error;                              //  errno that broke the channel
+    const char *reason;                     //  Why, in words (static string)
+    char name [SHMIPC_NAME_MAX + 1];        //  Our name, for the log
+    char peer_name [SHMIPC_NAME_MAX + 1];   //  The peer's, from its HELLO
+                                            //  (written by channel.c)
+
+    shmipc__ctrl_t ctrl [SHMIPC_CTRL_WINDOW];   //  Received control messages
+    size_t ctrl_head;                       //  Oldest in ctrl []
+    size_t ctrl_count;                      //  How many in ctrl []
+    uint32_t ctrl_sent;                     //  Control messages we sent
+    uint32_t ctrl_acked;                    //  Of those, read by the peer
+    uint32_t ctrl_consumed;                 //  Control messages we read
+    bool ack_pending;                       //  An ACK could not be sent yet
+
+    uint64_t stat_wakeups_sent;             //  Counter: WAKE records sent
+    uint64_t stat_wakeups_received;         //  Counter: WAKE records received
+    uint64_t stat_ctrl_sent;                //  Counter: CTRL records sent
+    uint64_t stat_ctrl_received;            //  Counter: CTRL records received
+} shmipc__channel_link_t;
+
+//  Set up a link for name (at most SHMIPC_NAME_MAX bytes), without a socket
+//  yet, in the HANDSHAKE state.
+void
+    shmipc__channel_link_init (shmipc__channel_link_t *self, const char *name);
+
+//  Close the socket and free the unread control messages. Inline, like the
+//  other parts' destroy: shmipc_channel_destroy stays one call deep.
+static inline void
+shmipc__channel_link_destroy (shmipc__channel_link_t *self)
+{
+    if (self->sock >= 0)
+        close (self->sock);
+    self->sock = -1;
+    for (size_t index = 0; index < SHMIPC_CTRL_WINDOW; index++) {
+        free (self->ctrl [index].data);
+        self->ctrl [index].data = NULL;
+    }
+}
+
+//  Close the channel for good with code and reason (the first break wins;
+//  the socket is shut down). Returns -1 with errno set to the first code.
+int
+    shmipc__channel_link_break (shmipc__channel_link_t *self, int code,
+                                const char *reason);
+
+//  Fail with the errno that fits the state (the breaking error, or EPIPE
+//  once the peer is gone), or return 0 if sending works.
+int
+    shmipc__channel_link_check_send (shmipc__channel_link_t *self);
+
+//  recvmsg returned 0: end of stream, or an empty record (which our peer
+//  never sends: a violation). Returns true for the latter.
+bool
+    shmipc__channel_link_empty_record (shmipc__channel_link_t *self);
+
+//  Read every record waiting on the socket. Returns 0, or -1 if the channel
+//  broke. End of stream marks the peer gone (not an error: the ring may
+//  still hold its last messages).
+int
+    shmipc__channel_link_drain (shmipc__channel_link_t *self);
+
+//  Sleep until the socket brings something or deadline (ms, -1 for ever)
+//  passes, and take what it brought. Returns 0, or -1 with EAGAIN
+//  (deadline), EINTR, or the error that broke the channel.
+int
+    shmipc__channel_link_sleep (shmipc__channel_link_t *self, int64_t deadline);
+
+//  Send one WAKE record without waiting. Returns 0, or -1 (socket full or
+//  peer gone: the caller may drop it, see channel_waiter.c).
+int
+    shmipc__channel_link_send_wake (shmipc__channel_link_t *self);
+
+//  Send a control message if the peer's window has room, or fail: EAGAIN
+//  (window or socket full), EPIPE, or the breaking error. The caller has
+//  checked size and completed the handshake.
+int
+    shmipc__channel_link_send_ctrl (shmipc__channel_link_t *self,
+                                    const void *data, size_t size);
+
+//  Take the oldest control message into buffer and ACK it. Returns its
+//  size, or -1: EAGAIN (none), ECONNRESET (none and the peer is gone),
+//  EMSGSIZE (buffer too small; the message stays), or the breaking error.
+ssize_t
+    shmipc__channel_link_recv_ctrl (shmipc__channel_link_t *self,
+                                    void *buffer, size_t size);
+
+#endif
