@@ -57,7 +57,7 @@ shmipc__channel_rx_release (shmipc__channel_rx_t *self)
 static void
 s_release_lazily (shmipc__channel_rx_t *self)
 {
-    if (shmipc_ring_unreleased (self->ring) >= self->capacity / 4
+    if (shmipc_ring_unreleased (self->ring) >= SHMIPC__RING_SHARE (self->capacity)
     ||  shmipc__channel_waiter_peer_sleeps (self->waiter, SHMIPC__DIR_TX))
         shmipc__channel_rx_release (self);
 }
@@ -122,14 +122,9 @@ s_assemble_copy (shmipc__channel_rx_t *self)
 static int
 s_grow_views (shmipc__channel_rx_t *self)
 {
-    if (self->nviews < self->view_slots)
-        return 0;
-    size_t slots = self->view_slots ? self->view_slots * 2 : 8;
-    shmipc_frame_t *views = (shmipc_frame_t *) realloc (self->views, slots * sizeof *views);
-    if (!views)
+    if (shmipc__grow ((void **) &self->views, &self->view_slots, self->nviews + 1,
+                      sizeof *self->views))
         return shmipc__channel_link_break (self->link, ENOMEM, "out of memory");
-    self->views = views;
-    self->view_slots = slots;
     return 0;
 }
 

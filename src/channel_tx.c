@@ -43,7 +43,7 @@ shmipc__channel_tx_publish (shmipc__channel_tx_t *self)
 int
 shmipc__channel_tx_writable (shmipc__channel_tx_t *self, bool arm)
 {
-    uint64_t want = self->want ? self->want : self->capacity / 4;
+    uint64_t want = self->want ? self->want : SHMIPC__RING_SHARE (self->capacity);
     while (true) {
         int64_t space = shmipc__channel_tx_space (self);
         if (space < 0)
@@ -123,7 +123,7 @@ s_stream (shmipc__channel_tx_t *self, const struct iovec *frames, size_t nframes
           int flags)
 {
     shmipc__stream_t *stream = &self->stream;
-    size_t quarter = self->capacity / 4;
+    size_t quarter = SHMIPC__RING_SHARE (self->capacity);
     while (stream->frame < nframes) {
         const uint8_t *data = (const uint8_t *) frames [stream->frame].iov_base;
         size_t remaining = frames [stream->frame].iov_len - stream->offset;
@@ -138,8 +138,8 @@ s_stream (shmipc__channel_tx_t *self, const struct iovec *frames, size_t nframes
             return -1;
         size_t room = (size_t) space - SHMIPC_RECORD_HEADER;
         size_t chunk = remaining < room ? remaining : room;
-        if (chunk > UINT32_MAX - 7)
-            chunk = UINT32_MAX - 7;
+        if (chunk > SHMIPC_RECORD_PAYLOAD_MAX)
+            chunk = SHMIPC_RECORD_PAYLOAD_MAX;
         uint32_t record_flags = 0;
         if (chunk < remaining)
             record_flags = SHMIPC_RECORD_CHUNK;
@@ -181,7 +181,7 @@ shmipc__channel_tx_sendv (shmipc__channel_tx_t *self, const struct iovec *frames
         uint64_t need = s_record_bytes (frames, nframes);
         bool oversize = need > self->capacity;
         for (size_t index = 0; index < nframes && !oversize; index++)
-            oversize = frames [index].iov_len > UINT32_MAX - 7;
+            oversize = frames [index].iov_len > SHMIPC_RECORD_PAYLOAD_MAX;
         if (!oversize) {
             //  Fits: wait for room for all of it, then write it in one go
             if (s_wait_space (self, need, flags))

@@ -35,6 +35,15 @@ typedef struct _shmipc_ring_t shmipc_ring_t;
 //  Bytes of record header.
 #define SHMIPC_RECORD_HEADER 8
 
+//  Largest payload of one record: its size is a u32 and the record, padded
+//  to 8, must not overflow it. Bigger frames go in several chunks.
+#define SHMIPC_RECORD_PAYLOAD_MAX   (UINT32_MAX - 7)
+
+//  A quarter of a ring: the reader gives space back lazily once this much
+//  waits, the writer waits for this much room (or what its message needs),
+//  and a streamed chunk is at most this big, so that the two sides overlap.
+#define SHMIPC__RING_SHARE(capacity)    ((capacity) / 4)
+
 //  Record flags. The ring checks that no other bit is set.
 #define SHMIPC_RECORD_MORE   1     //  Another frame of this message follows
 #define SHMIPC_RECORD_CHUNK  2     //  This frame continues in the next record
