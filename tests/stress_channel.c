@@ -180,7 +180,6 @@ test_stress_channel_delivers_random_shapes_over_random_rings (void **state)
         shmipc_msg_destroy (&msg);
         shmipc_channel_destroy (&channel);
     }
-    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -281,7 +280,6 @@ test_stress_channel_wraps_at_every_offset_of_every_small_ring (void **state)
         shmipc_channel_destroy (&b);
     }
     shmipc_msg_destroy (&msg);
-    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -327,7 +325,6 @@ test_stress_channel_writers_killed_at_random_points_leave_whole_messages (void *
         shmipc_channel_destroy (&channel);
     }
     shmipc_msg_destroy (&msg);
-    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -399,7 +396,6 @@ test_stress_channel_full_duplex_poll_loops_with_oversize_messages (void **state)
         shmipc_channel_destroy (&channel);
         assert_int_equal (tu_wait (pid), 0);
     }
-    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -500,7 +496,6 @@ test_stress_channel_survives_many_hostile_scribblers (void **state)
     print_message ("    %ld rounds: %ld EPROTO, %ld messages delivered\n",
                    rounds, protos, delivered);
     shmipc_msg_destroy (&msg);
-    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 

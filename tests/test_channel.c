@@ -133,7 +133,6 @@ test_channel_pair_reports_names_capacities_and_readiness (void **state)
     shmipc_channel_destroy (&b);
     assert_null (a);
     shmipc_channel_destroy (&a);
-    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -147,7 +146,6 @@ test_channel_new_rounds_tiny_capacity_up_to_ring_minimum (void **state)
     assert_int_equal (shmipc_channel_capacity (b), 2 * SHMIPC_RING_MIN);
     shmipc_channel_destroy (&a);
     shmipc_channel_destroy (&b);
-    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -169,7 +167,6 @@ test_channel_new_refuses_stream_socket_with_eprototype (void **state)
     assert_int_equal (errno, ENOTSOCK);
     close (pipe_fds [0]);
     close (pipe_fds [1]);
-    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -204,7 +201,6 @@ test_channel_new_refuses_bad_name_and_capacity_with_einval (void **state)
     assert_string_equal (shmipc_channel_peer_name (b), long_name);
     shmipc_channel_destroy (&a);
     shmipc_channel_destroy (&b);
-    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -238,7 +234,6 @@ test_channel_handshake_times_out_with_etimedout_when_peer_is_silent (void **stat
     assert_int_equal (shmipc_channel_events (a), SHMIPC_POLLERR);
     shmipc_channel_destroy (&a);
     close (pair [1]);
-    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -255,7 +250,6 @@ test_channel_blocking_recv_during_handshake_reports_etimedout (void **state)
     assert_int_equal (errno, ETIMEDOUT);
     shmipc_channel_destroy (&a);
     close (pair [1]);
-    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -272,7 +266,6 @@ test_channel_handshake_fails_with_econnreset_when_peer_closes (void **state)
     assert_int_equal (errno, ECONNRESET);
     assert_int_equal (shmipc_channel_error (a), ECONNRESET);
     shmipc_channel_destroy (&a);
-    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -300,7 +293,6 @@ test_channel_handshake_completes_through_any_first_call (void **state)
     shmipc_msg_destroy (&msg);
     shmipc_channel_destroy (&a);
     shmipc_channel_destroy (&b);
-    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -363,7 +355,6 @@ test_channel_delivers_empty_one_byte_and_multiframe_messages (void **state)
     shmipc_msg_destroy (&msg);
     shmipc_channel_destroy (&a);
     shmipc_channel_destroy (&b);
-    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -461,7 +452,6 @@ test_channel_wraps_at_every_offset_of_64_and_256_byte_rings (void **state)
     s_wrap_every_offset (a, b, 64, &cursor_a);
     shmipc_channel_destroy (&a);
     shmipc_channel_destroy (&b);
-    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -544,7 +534,6 @@ test_channel_streams_oversize_messages_from_every_offset (void **state)
             }
         }
     }
-    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -594,7 +583,6 @@ test_channel_oversize_send_resumes_only_with_the_same_message (void **state)
     free (big);
     shmipc_channel_destroy (&a);
     shmipc_channel_destroy (&b);
-    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -658,7 +646,6 @@ test_channel_maxmsgsize_refuses_bigger_message_and_closes (void **state)
     shmipc_msg_destroy (&msg);
     shmipc_channel_destroy (&a);
     shmipc_channel_destroy (&b);
-    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -703,7 +690,6 @@ test_channel_dontwait_send_fails_with_eagain_when_full_and_writes_nothing (void 
     shmipc_msg_destroy (&msg);
     shmipc_channel_destroy (&a);
     shmipc_channel_destroy (&b);
-    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -737,7 +723,6 @@ test_channel_fd_becomes_readable_when_space_frees_after_eagain (void **state)
     shmipc_msg_destroy (&msg);
     shmipc_channel_destroy (&a);
     shmipc_channel_destroy (&b);
-    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -776,7 +761,6 @@ test_channel_refused_sends_queue_nothing_outside_the_ring (void **state)
     shmipc_msg_destroy (&msg);
     shmipc_channel_destroy (&a);
     shmipc_channel_destroy (&b);
-    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -838,7 +822,6 @@ test_channel_send_and_recv_timeouts_fail_with_eagain (void **state)
     shmipc_msg_destroy (&msg);
     shmipc_channel_destroy (&a);
     shmipc_channel_destroy (&b);
-    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -869,7 +852,6 @@ test_channel_reader_waiting_to_send_releases_what_it_has_read (void **state)
     shmipc_msg_destroy (&msg);
     shmipc_channel_destroy (&a);
     shmipc_channel_destroy (&b);
-    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -921,7 +903,6 @@ test_channel_deferred_messages_stay_invisible_until_flush (void **state)
     shmipc_msg_destroy (&msg);
     shmipc_channel_destroy (&a);
     shmipc_channel_destroy (&b);
-    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -939,7 +920,6 @@ test_channel_flush_fails_with_epipe_once_peer_is_gone (void **state)
     assert_int_equal (shmipc_channel_send (a, "x", 1, SHMIPC_DEFER), -1);
     assert_int_equal (errno, EPIPE);
     shmipc_channel_destroy (&a);
-    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -976,7 +956,6 @@ test_channel_recv_vectored_returns_all_pending_up_to_max (void **state)
     assert_int_equal (shmipc_channel_recv_vectored (b, msgs, 100, 0), -1);
     assert_int_equal (errno, ECONNRESET);
     shmipc_channel_destroy (&b);
-    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -1023,7 +1002,6 @@ test_channel_graceful_close_delivers_everything_then_econnreset (void **state)
     assert_int_equal (shmipc_channel_error (b), 0);
     shmipc_msg_destroy (&msg);
     shmipc_channel_destroy (&b);
-    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -1071,7 +1049,6 @@ test_channel_ctrl_messages_round_trip_beside_data (void **state)
     free (largest);
     shmipc_channel_destroy (&a);
     shmipc_channel_destroy (&b);
-    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -1109,7 +1086,6 @@ test_channel_ctrl_window_limits_unread_messages (void **state)
     assert_int_equal (errno, EAGAIN);
     shmipc_channel_destroy (&a);
     shmipc_channel_destroy (&b);
-    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -1136,7 +1112,6 @@ test_channel_ctrl_refuses_oversize_and_keeps_message_for_bigger_buffer (void **s
     free (big);
     shmipc_channel_destroy (&a);
     shmipc_channel_destroy (&b);
-    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -1170,7 +1145,6 @@ test_channel_fd_becomes_readable_when_message_arrives_after_eagain (void **state
     assert_true (shmipc_channel_events (b) & SHMIPC_POLLERR);
     shmipc_msg_destroy (&msg);
     shmipc_channel_destroy (&b);
-    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -1199,7 +1173,6 @@ test_channel_fd_is_not_readable_after_events_reported_everything (void **state)
     shmipc_msg_destroy (&msg);
     shmipc_channel_destroy (&a);
     shmipc_channel_destroy (&b);
-    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -1235,7 +1208,6 @@ test_channel_events_reports_pollout_when_blocked_stream_can_go_on (void **state)
     shmipc_msg_destroy (&msg);
     shmipc_channel_destroy (&a);
     shmipc_channel_destroy (&b);
-    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -1277,7 +1249,6 @@ test_channel_sends_no_wakeup_to_a_reader_that_keeps_up (void **state)
     shmipc_msg_destroy (&msg);
     shmipc_channel_destroy (&a);
     shmipc_channel_destroy (&b);
-    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -1317,7 +1288,6 @@ test_channel_spin_option_still_receives_and_times_out (void **state)
     shmipc_msg_destroy (&msg);
     shmipc_channel_destroy (&a);
     shmipc_channel_destroy (&b);
-    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 

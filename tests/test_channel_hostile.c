@@ -262,7 +262,6 @@ test_channel_refuses_hello_with_wrong_descriptors (void **state)
         shmipc_segment_destroy (&segment);
         s_assert_refused (victim, peer, fds_before);
     }
-    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -350,7 +349,6 @@ test_channel_refuses_malformed_hello (void **state)
         shmipc_segment_destroy (&segment);
         s_assert_refused (victim, peer, fds_before);
     }
-    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -839,7 +837,6 @@ s_survive_scribbler (bool plausible, long rounds)
     print_message ("    %ld rounds: %ld EPROTO, %ld ECONNRESET, %ld messages delivered\n",
                    rounds, protos, resets, delivered);
     shmipc_msg_destroy (&msg);
-    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 

@@ -258,7 +258,6 @@ test_channel_delivers_million_messages_in_order_across_processes (void **state)
     shmipc_msg_destroy (&msg);
     shmipc_channel_destroy (&channel);
     s_end (&job);
-    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -334,7 +333,6 @@ test_channel_carries_edge_sizes_up_to_64_mib_across_processes (void **state)
         shmipc_channel_destroy (&channel);
         s_end (&job);
     }
-    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -374,7 +372,6 @@ test_channel_carries_one_gib_message_across_processes (void **state)
     assert_int_equal (errno, ECONNRESET);
     shmipc_channel_destroy (&channel);
     s_end (&job);
-    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -447,7 +444,6 @@ test_channel_writer_killed_mid_multiframe_stream_never_delivers_part (void **sta
     shmipc_msg_destroy (&msg);
     shmipc_channel_destroy (&channel);
     s_end (&job);
-    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -500,7 +496,6 @@ test_channel_writer_killed_mid_stream_leaves_whole_messages_then_econnreset (voi
         shmipc_channel_destroy (&channel);
         s_end (&job);
     }
-    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -559,7 +554,6 @@ test_channel_send_to_killed_reader_fails_with_epipe_not_sigpipe (void **state)
         shmipc_channel_destroy (&channel);
         s_end (&job);
     }
-    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -604,7 +598,6 @@ test_channel_graceful_close_delivers_every_message_then_econnreset (void **state
         shmipc_channel_destroy (&channel);
         s_end (&job);
     }
-    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -668,7 +661,6 @@ test_channel_blocking_send_completes_as_slow_reader_drains (void **state)
     assert_int_equal (stats.msgs_sent, job.count);
     shmipc_channel_destroy (&channel);
     s_end (&job);
-    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -722,7 +714,6 @@ test_channel_peers_that_send_before_reading_do_not_deadlock (void **state)
         shmipc_channel_destroy (&channel);
         s_end (&job);
     }
-    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -812,7 +803,6 @@ test_channel_poll_loop_wakes_at_most_once_per_message (void **state)
     shmipc_msg_destroy (&msg);
     shmipc_channel_destroy (&channel);
     s_end (&job);
-    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -854,7 +844,6 @@ test_channel_awake_reader_costs_the_writer_few_wakeups (void **state)
         shmipc_channel_destroy (&channel);
         s_end (&job);
     }
-    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -926,7 +915,6 @@ test_channel_full_duplex_poll_loops_exchange_messages_both_ways (void **state)
     assert_int_equal (stats.msgs_received, job.count);
     shmipc_channel_destroy (&channel);
     s_end (&job);
-    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -966,7 +954,6 @@ test_channel_spinning_peers_deliver_in_order (void **state)
     shmipc_msg_destroy (&msg);
     shmipc_channel_destroy (&channel);
     s_end (&job);
-    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 

@@ -224,7 +224,6 @@ test_server_channel_creates_no_memfd_before_the_client_hello (void **state)
     assert_int_equal (recv (pending.client, &byte, 1, MSG_DONTWAIT), 0);
     s_pending_destroy (&pending);
     shmipc_listener_destroy (&listener);
-    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -265,7 +264,6 @@ test_200_pending_server_channels_cost_less_than_one_mib (void **state)
     for (int index = 0; index < S_PENDING; index++)
         s_pending_destroy (&pending [index]);
     shmipc_listener_destroy (&listener);
-    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -323,7 +321,6 @@ test_server_creates_its_segment_on_client_hello_and_both_complete (void **state)
     assert_int_equal (s_memfd_fds (), fds);
     assert_int_equal (s_memfd_maps (), maps);
     shmipc_listener_destroy (&listener);
-    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -384,7 +381,6 @@ test_blocking_first_calls_complete_the_handshake_in_both_roles (void **state)
         shmipc_channel_destroy (&client);
         assert_int_equal (tu_wait (pid), 0);
     }
-    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -422,7 +418,6 @@ test_peer_capacity_above_the_default_limit_is_refused_with_eproto (void **state)
     s_assert_refused (server, "peer capacity out of range");
     shmipc_channel_destroy (&server);
     close (peer);
-    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -458,7 +453,6 @@ test_peer_capacity_limit_is_64_mib_or_our_own_capacity (void **state)
         shmipc_channel_destroy (&server);
         close (peer);
     }
-    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -496,7 +490,6 @@ test_sparse_peer_segment_is_refused_and_never_faulted_in (void **state)
         close (fd);
         close (pair [1]);
     }
-    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 
@@ -526,7 +519,6 @@ test_real_peers_with_64_mib_rings_on_both_sides_work (void **state)
     free (buffer);
     shmipc_channel_destroy (&a);
     shmipc_channel_destroy (&b);
-    tu_settle_allocator ();
     tu_assert_baseline (baseline);
 }
 

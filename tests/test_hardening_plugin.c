@@ -16,10 +16,6 @@
 #include <sys/stat.h>
 #include <time.h>
 
-static const pt_transport_t s_shm = { PT_SHM, "shm" };
-static const pt_transport_t s_shm_path = { PT_SHM_PATH, "shm-path" };
-static const pt_transport_t s_ipc = { PT_IPC, "ipc" };
-
 #define S_ENDPOINT_MAX 256
 
 //  A frame bigger than this is big (kept out of line by libzmq, pooled by
@@ -59,7 +55,7 @@ s_multipart_round (s_sizes_t sizes, size_t count, size_t capacity, uint64_t seed
     zsock_t *client = pt_sock (ZMQ_PAIR);
     assert_int_equal (shmipc_set_capacity (server, capacity), 0);
     assert_int_equal (shmipc_set_capacity (client, capacity), 0);
-    pt_bind (server, &s_shm, endpoint, sizeof endpoint);
+    pt_bind (server, &pt_shm, endpoint, sizeof endpoint);
     pt_connect (client, endpoint);
     pt_wait_peers (server, 1);
     size_t *frames = (size_t *) malloc (count * sizeof (size_t));
@@ -261,7 +257,7 @@ test_commands_under_a_signal_storm_never_fail_with_eintr_and_get_their_own_repli
     //  say something; A is bound and unbound, C connected and disconnected
     char served [S_ENDPOINT_MAX], bound [S_ENDPOINT_MAX], connected [S_ENDPOINT_MAX];
     zsock_t *subject = pt_sock (ZMQ_PULL);
-    pt_bind (subject, &s_shm, served, sizeof served);
+    pt_bind (subject, &pt_shm, served, sizeof served);
     zsock_t *push = pt_sock (ZMQ_PUSH);
     pt_connect (push, served);
     pt_wait_peers (subject, 1);
@@ -633,23 +629,20 @@ s_immediate (const pt_transport_t *t, bool immediate)
 static void
 test_immediate_push_queues_nothing_for_a_dead_endpoint (void **state)
 {
-    s_immediate (&s_ipc, true);         //  libzmq's behaviour
-    s_immediate (&s_shm, true);
-    s_immediate (&s_shm_path, true);
+    s_immediate (&pt_ipc, true);         //  libzmq's behaviour
+    s_immediate (&pt_shm, true);
+    s_immediate (&pt_shm_path, true);
 }
 
 static void
 test_push_without_immediate_keeps_messages_for_a_dead_endpoint (void **state)
 {
-    s_immediate (&s_ipc, false);        //  libzmq's behaviour
-    s_immediate (&s_shm, false);
-    s_immediate (&s_shm_path, false);
+    s_immediate (&pt_ipc, false);        //  libzmq's behaviour
+    s_immediate (&pt_shm, false);
+    s_immediate (&pt_shm_path, false);
 }
 
 //  --------------------------------------------------------------------------
-
-#define S_TEST(fn, transport) \
-    { #fn " (" #transport ")", fn, NULL, NULL, (void *) &s_##transport }
 
 int
 main (void)
@@ -663,11 +656,11 @@ main (void)
             s_storm_stop),
         cmocka_unit_test (test_socket_at_the_address_of_one_plainly_destroyed_binds_and_receives),
         cmocka_unit_test (test_plain_zsock_destroy_leaves_no_thread_descriptor_mapping_or_socket_file),
-        S_TEST (test_program_returning_with_a_live_socket_exits_0_and_delivers, shm),
-        S_TEST (test_program_returning_with_a_live_socket_exits_0_and_delivers, shm_path),
-        S_TEST (test_program_returning_with_a_live_socket_exits_0_and_delivers, ipc),
-        S_TEST (test_program_returning_with_a_live_socket_and_no_peer_exits_0, shm),
-        S_TEST (test_program_returning_with_a_live_socket_and_no_peer_exits_0, ipc),
+        PT_TEST (test_program_returning_with_a_live_socket_exits_0_and_delivers, shm),
+        PT_TEST (test_program_returning_with_a_live_socket_exits_0_and_delivers, shm_path),
+        PT_TEST (test_program_returning_with_a_live_socket_exits_0_and_delivers, ipc),
+        PT_TEST (test_program_returning_with_a_live_socket_and_no_peer_exits_0, shm),
+        PT_TEST (test_program_returning_with_a_live_socket_and_no_peer_exits_0, ipc),
         cmocka_unit_test (test_immediate_push_queues_nothing_for_a_dead_endpoint),
         cmocka_unit_test (test_push_without_immediate_keeps_messages_for_a_dead_endpoint),
     };

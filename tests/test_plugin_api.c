@@ -13,10 +13,6 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
-static const pt_transport_t s_shm = { PT_SHM, "shm" };
-static const pt_transport_t s_shm_path = { PT_SHM_PATH, "shm-path" };
-static const pt_transport_t s_ipc = { PT_IPC, "ipc" };
-
 #define S_ENDPOINT_MAX 256
 
 //  --------------------------------------------------------------------------
@@ -484,7 +480,6 @@ test_attach_serves_shm_on_a_plain_zsock (void **state)
 //  --------------------------------------------------------------------------
 //  Destroy and linger
 
-
 //  Send count tagged messages, every tenth bigger than the ring.
 static void
 s_send_stream (zsock_t *push, long count)
@@ -628,7 +623,7 @@ test_stats_count_messages_and_bytes_both_ways (void **state)
     assert_int_equal (stats.msgs_in + stats.msgs_out + stats.peers + stats.accepted, 0);
     assert_null (shmipc_sock_actor (server));
 
-    pt_bind (server, &s_shm, endpoint, sizeof endpoint);
+    pt_bind (server, &pt_shm, endpoint, sizeof endpoint);
     zsock_t *client = pt_sock (ZMQ_PAIR);
     pt_connect (client, endpoint);
     //  Client to server: 3 messages, 1 + 1000 + (10 + 0) bytes
@@ -713,7 +708,7 @@ test_set_capacity_accepts_only_ring_sizes (void **state)
     //  Not a power of two: rounded up, and messages still flow
     assert_int_equal (shmipc_set_capacity (pull, 100000), 0);
     char endpoint [S_ENDPOINT_MAX];
-    pt_bind (pull, &s_shm, endpoint, sizeof endpoint);
+    pt_bind (pull, &pt_shm, endpoint, sizeof endpoint);
     zsock_t *push = pt_sock (ZMQ_PUSH);
     assert_int_equal (shmipc_set_capacity (push, SHMIPC_RING_MIN), 0);
     pt_connect (push, endpoint);
@@ -732,9 +727,6 @@ test_set_capacity_accepts_only_ring_sizes (void **state)
 
 //  --------------------------------------------------------------------------
 
-#define S_TEST(fn, transport) \
-    { #fn " (" #transport ")", fn, NULL, NULL, (void *) &s_##transport }
-
 int
 main (void)
 {
@@ -744,22 +736,22 @@ main (void)
         cmocka_unit_test (test_mixed_endpoint_list_serves_tcp_and_shm_on_one_socket),
         cmocka_unit_test (test_endpoints_without_prefix_bind_or_connect_as_zsock_new_does),
         cmocka_unit_test (test_malformed_shm_endpoints_fail_with_einval),
-        S_TEST (test_second_bind_to_a_live_endpoint_fails_with_eaddrinuse, shm),
-        S_TEST (test_second_bind_to_a_live_endpoint_fails_with_eaddrinuse, shm_path),
+        PT_TEST (test_second_bind_to_a_live_endpoint_fails_with_eaddrinuse, shm),
+        PT_TEST (test_second_bind_to_a_live_endpoint_fails_with_eaddrinuse, shm_path),
         cmocka_unit_test (test_bind_over_a_file_that_is_not_a_socket_fails),
-        S_TEST (test_unbind_or_disconnect_of_an_unknown_endpoint_fails_with_enoent, shm),
-        S_TEST (test_unbind_or_disconnect_of_an_unknown_endpoint_fails_with_enoent, ipc),
+        PT_TEST (test_unbind_or_disconnect_of_an_unknown_endpoint_fails_with_enoent, shm),
+        PT_TEST (test_unbind_or_disconnect_of_an_unknown_endpoint_fails_with_enoent, ipc),
         cmocka_unit_test (test_unbind_closes_the_connections_it_accepted),
         cmocka_unit_test (test_stream_sockets_are_refused_with_enocompatproto),
         cmocka_unit_test (test_attach_serves_shm_on_a_plain_zsock),
-        S_TEST (test_destroy_with_linger_delivers_what_was_sent, shm),
-        S_TEST (test_destroy_with_linger_delivers_what_was_sent, ipc),
-        S_TEST (test_destroy_with_infinite_linger_delivers_what_was_sent, shm),
-        S_TEST (test_destroy_with_infinite_linger_delivers_what_was_sent, ipc),
-        S_TEST (test_destroy_with_linger_delivers_once_the_server_comes, shm),
-        S_TEST (test_destroy_with_linger_delivers_once_the_server_comes, ipc),
-        S_TEST (test_destroy_without_linger_returns_and_leaves_nothing, shm),
-        S_TEST (test_destroy_without_linger_returns_and_leaves_nothing, ipc),
+        PT_TEST (test_destroy_with_linger_delivers_what_was_sent, shm),
+        PT_TEST (test_destroy_with_linger_delivers_what_was_sent, ipc),
+        PT_TEST (test_destroy_with_infinite_linger_delivers_what_was_sent, shm),
+        PT_TEST (test_destroy_with_infinite_linger_delivers_what_was_sent, ipc),
+        PT_TEST (test_destroy_with_linger_delivers_once_the_server_comes, shm),
+        PT_TEST (test_destroy_with_linger_delivers_once_the_server_comes, ipc),
+        PT_TEST (test_destroy_without_linger_returns_and_leaves_nothing, shm),
+        PT_TEST (test_destroy_without_linger_returns_and_leaves_nothing, ipc),
         cmocka_unit_test (test_destroy_leaves_no_socket_file_descriptor_mapping_or_thread),
         cmocka_unit_test (test_stats_count_messages_and_bytes_both_ways),
         cmocka_unit_test (test_set_capacity_accepts_only_ring_sizes),

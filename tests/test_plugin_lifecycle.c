@@ -11,11 +11,6 @@
 
 #include "testutil_plugin.h"
 
-static const pt_transport_t s_shm = { PT_SHM, "shm" };
-static const pt_transport_t s_shm_path = { PT_SHM_PATH, "shm-path" };
-static const pt_transport_t s_ipc = { PT_IPC, "ipc" };
-static const pt_transport_t s_tcp = { PT_TCP, "tcp" };
-
 #define S_ENDPOINT_MAX 256
 
 //  --------------------------------------------------------------------------
@@ -447,34 +442,31 @@ test_socket_drops_a_message_cut_short_by_a_killed_peer (void **state)
 
 //  --------------------------------------------------------------------------
 
-#define S_TEST(fn, transport) \
-    { #fn " (" #transport ")", fn, NULL, NULL, (void *) &s_##transport }
-
 int
 main (void)
 {
     pt_warm_up ();
     const struct CMUnitTest tests [] = {
-        S_TEST (test_push_stops_at_the_high_water_mark_when_nobody_reads, shm),
-        S_TEST (test_push_stops_at_the_high_water_mark_when_nobody_reads, ipc),
-        S_TEST (test_push_stops_at_the_high_water_mark_when_nobody_reads, tcp),
-        S_TEST (test_connect_before_bind_delivers_what_was_queued, shm),
-        S_TEST (test_connect_before_bind_delivers_what_was_queued, shm_path),
-        S_TEST (test_connect_before_bind_delivers_what_was_queued, ipc),
-        S_TEST (test_client_reconnects_after_the_server_is_killed_and_restarted, shm),
-        S_TEST (test_client_reconnects_after_the_server_is_killed_and_restarted, shm_path),
-        S_TEST (test_client_reconnects_after_the_server_is_killed_and_restarted, ipc),
-        S_TEST (test_subscriber_subscribes_again_after_the_publisher_restarts, shm),
-        S_TEST (test_subscriber_subscribes_again_after_the_publisher_restarts, shm_path),
-        S_TEST (test_subscriber_subscribes_again_after_the_publisher_restarts, ipc),
-        S_TEST (test_router_serves_a_hundred_dealers_on_one_endpoint, shm),
-        S_TEST (test_router_serves_a_hundred_dealers_on_one_endpoint, ipc),
-        S_TEST (test_router_serves_a_hundred_dealers_on_one_endpoint, tcp),
-        S_TEST (test_socket_keeps_serving_others_when_a_peer_is_killed, shm),
-        S_TEST (test_socket_keeps_serving_others_when_a_peer_is_killed, ipc),
-        S_TEST (test_socket_keeps_serving_others_when_a_peer_is_killed, tcp),
-        S_TEST (test_socket_drops_a_message_cut_short_by_a_killed_peer, shm),
-        S_TEST (test_socket_drops_a_message_cut_short_by_a_killed_peer, ipc),
+        PT_TEST (test_push_stops_at_the_high_water_mark_when_nobody_reads, shm),
+        PT_TEST (test_push_stops_at_the_high_water_mark_when_nobody_reads, ipc),
+        PT_TEST (test_push_stops_at_the_high_water_mark_when_nobody_reads, tcp),
+        PT_TEST (test_connect_before_bind_delivers_what_was_queued, shm),
+        PT_TEST (test_connect_before_bind_delivers_what_was_queued, shm_path),
+        PT_TEST (test_connect_before_bind_delivers_what_was_queued, ipc),
+        PT_TEST (test_client_reconnects_after_the_server_is_killed_and_restarted, shm),
+        PT_TEST (test_client_reconnects_after_the_server_is_killed_and_restarted, shm_path),
+        PT_TEST (test_client_reconnects_after_the_server_is_killed_and_restarted, ipc),
+        PT_TEST (test_subscriber_subscribes_again_after_the_publisher_restarts, shm),
+        PT_TEST (test_subscriber_subscribes_again_after_the_publisher_restarts, shm_path),
+        PT_TEST (test_subscriber_subscribes_again_after_the_publisher_restarts, ipc),
+        PT_TEST (test_router_serves_a_hundred_dealers_on_one_endpoint, shm),
+        PT_TEST (test_router_serves_a_hundred_dealers_on_one_endpoint, ipc),
+        PT_TEST (test_router_serves_a_hundred_dealers_on_one_endpoint, tcp),
+        PT_TEST (test_socket_keeps_serving_others_when_a_peer_is_killed, shm),
+        PT_TEST (test_socket_keeps_serving_others_when_a_peer_is_killed, ipc),
+        PT_TEST (test_socket_keeps_serving_others_when_a_peer_is_killed, tcp),
+        PT_TEST (test_socket_drops_a_message_cut_short_by_a_killed_peer, shm),
+        PT_TEST (test_socket_drops_a_message_cut_short_by_a_killed_peer, ipc),
     };
     if (getenv ("SHMIPC_TEST_FILTER"))
         cmocka_set_test_filter (getenv ("SHMIPC_TEST_FILTER"));

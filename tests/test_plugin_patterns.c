@@ -9,10 +9,6 @@
 
 #include "testutil_plugin.h"
 
-static const pt_transport_t s_shm = { PT_SHM, "shm" };
-static const pt_transport_t s_ipc = { PT_IPC, "ipc" };
-static const pt_transport_t s_tcp = { PT_TCP, "tcp" };
-
 #define S_ENDPOINT_MAX 256
 
 //  Receive one frame as a string (fails the test on timeout).
@@ -827,9 +823,7 @@ test_req_to_req_is_refused (void **state)
 
 //  --------------------------------------------------------------------------
 
-#define S_TEST(fn, transport) \
-    { #fn " (" #transport ")", fn, NULL, NULL, (void *) &s_##transport }
-#define S_TEST3(fn) S_TEST (fn, shm), S_TEST (fn, ipc), S_TEST (fn, tcp)
+#define S_TEST3(fn) PT_TEST (fn, shm), PT_TEST (fn, ipc), PT_TEST (fn, tcp)
 
 int
 main (void)
@@ -837,7 +831,7 @@ main (void)
     pt_warm_up ();
     const struct CMUnitTest tests [] = {
         S_TEST3 (test_multipart_messages_arrive_whole_and_in_order),
-        S_TEST (test_multipart_messages_arrive_whole_and_in_order_through_small_rings, shm),
+        PT_TEST (test_multipart_messages_arrive_whole_and_in_order_through_small_rings, shm),
         S_TEST3 (test_push_round_robins_across_pullers_it_connects_to),
         S_TEST3 (test_push_round_robins_across_pullers_connected_to_it),
         S_TEST3 (test_pull_fair_queues_from_pushers),

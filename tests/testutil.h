@@ -47,7 +47,8 @@ tu_baseline_t tu_baseline (void);
 
 //  Assert that descriptors, mappings and threads are back to baseline.
 //  Threads and mappings released by other threads may lag a little, so
-//  this waits up to two seconds for them to settle before failing.
+//  this waits up to two seconds for them to settle before failing; it
+//  settles the allocator first (tu_settle_allocator).
 void tu_assert_baseline (tu_baseline_t baseline);
 
 //  Give back what the allocator holds freed: AddressSanitizer keeps freed

@@ -96,6 +96,11 @@ pt_warm_up (void)
 //  --------------------------------------------------------------------------
 //  Transports
 
+const pt_transport_t pt_shm = { PT_SHM, "shm" };
+const pt_transport_t pt_shm_path = { PT_SHM_PATH, "shm-path" };
+const pt_transport_t pt_ipc = { PT_IPC, "ipc" };
+const pt_transport_t pt_tcp = { PT_TCP, "tcp" };
+
 bool
 pt_is_shm (const pt_transport_t *t)
 {

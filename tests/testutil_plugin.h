@@ -62,6 +62,15 @@ typedef struct {
     const char *name;           //  For messages
 } pt_transport_t;
 
+//  The transports the plugin tests run over: shm:// (abstract), shm://
+//  (path), ipc://, tcp://127.0.0.1.
+extern const pt_transport_t pt_shm, pt_shm_path, pt_ipc, pt_tcp;
+
+//  A cmocka entry running fn over transport (shm, shm_path, ipc, tcp): its
+//  state points to the transport, its name says which.
+#define PT_TEST(fn, transport) \
+    { #fn " (" #transport ")", fn, NULL, NULL, (void *) &pt_##transport }
+
 //  True for shm:// (abstract or path).
 bool pt_is_shm (const pt_transport_t *t);
 

@@ -122,28 +122,6 @@ typedef struct {
 } while (0)
 
 //  Print one line on stdout, at once.
-static void
-s_say (const char *format, ...) __attribute__ ((format (printf, 1, 2)));
-
-static void
-s_say (const char *format, ...)
-{
-    va_list args;
-    va_start (args, format);
-    vprintf (format, args);
-    va_end (args);
-    printf ("\n");
-    fflush (stdout);
-}
-
-static int64_t
-s_now_ms (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static uint64_t
 s_random (s_hostile_t *self)
 {
@@ -187,13 +165,13 @@ s_send_fds (s_hostile_t *self, const void *data, size_t size, const int *fds, si
         cmsg->cmsg_len = CMSG_LEN (sizeof (int) * nfds);
         memcpy (CMSG_DATA (cmsg), fds, sizeof (int) * nfds);
     }
-    int64_t deadline = s_now_ms () + S_PATIENCE_MS;
+    int64_t deadline = shmipc__now_ms () + S_PATIENCE_MS;
     while (true) {
         if (sendmsg (self->sock, &msg, MSG_DONTWAIT | MSG_NOSIGNAL) >= 0)
             return 0;
         if (errno == EINTR)
             continue;
-        if (errno != EAGAIN || s_now_ms () > deadline) {
+        if (errno != EAGAIN || shmipc__now_ms () > deadline) {
             self->closed = true;
             return -1;
         }
@@ -226,7 +204,7 @@ s_recv (s_hostile_t *self, void *buffer, size_t size, int *fd, int timeout_ms)
 {
     if (fd)
         *fd = -1;
-    int64_t deadline = s_now_ms () + timeout_ms;
+    int64_t deadline = shmipc__now_ms () + timeout_ms;
     while (true) {
         union {
             char buffer [CMSG_SPACE (sizeof (int) * 8)];
@@ -260,7 +238,7 @@ s_recv (s_hostile_t *self, void *buffer, size_t size, int *fd, int timeout_ms)
             self->closed = true;
             return 0;
         }
-        int left = (int) (deadline - s_now_ms ());
+        int left = (int) (deadline - shmipc__now_ms ());
         if (left <= 0)
             return -1;
         struct pollfd item = { .fd = self->sock, .events = POLLIN };
@@ -306,15 +284,15 @@ s_pause (s_hostile_t *self, int ms)
 static int
 s_await_hangup (s_hostile_t *self)
 {
-    int64_t deadline = s_now_ms () + S_PATIENCE_MS;
-    while (s_now_ms () < deadline) {
+    int64_t deadline = shmipc__now_ms () + S_PATIENCE_MS;
+    while (shmipc__now_ms () < deadline) {
         struct pollfd item = { .fd = self->sock, .events = POLLRDHUP };
         if (poll (&item, 1, 100) > 0 && (item.revents & (POLLRDHUP | POLLHUP | POLLERR))) {
-            s_say ("closed");
+            tu_say ("closed");
             return 0;
         }
     }
-    s_say ("open");
+    tu_say ("open");
     return 0;
 }
 
@@ -323,12 +301,12 @@ s_await_hangup (s_hostile_t *self)
 static int
 s_await_close (s_hostile_t *self)
 {
-    int64_t deadline = s_now_ms () + S_PATIENCE_MS;
-    while (!self->closed && s_now_ms () < deadline) {
+    int64_t deadline = shmipc__now_ms () + S_PATIENCE_MS;
+    while (!self->closed && shmipc__now_ms () < deadline) {
         uint8_t buffer [SHMIPC__WIRE_MAX];
         s_recv (self, buffer, sizeof buffer, NULL, 100);
     }
-    s_say (self->closed ? "closed" : "open");
+    tu_say (self->closed ? "closed" : "open");
     return 0;
 }
 
@@ -358,7 +336,7 @@ s_connect (s_hostile_t *self)
     if (!self->listener) {
         self->listener = shmipc_listener_new (self->endpoint);
         S_CHECK (self->listener);
-        s_say ("ready");
+        tu_say ("ready");
     }
     while ((self->sock = shmipc_listener_accept (self->listener)) < 0) {
         S_CHECK (errno == EAGAIN);
@@ -435,8 +413,8 @@ s_greet (s_hostile_t *self, int type, const char *routing_id)
 static int
 s_take_greeting (s_hostile_t *self)
 {
-    int64_t deadline = s_now_ms () + S_PATIENCE_MS;
-    while (s_now_ms () < deadline) {
+    int64_t deadline = shmipc__now_ms () + S_PATIENCE_MS;
+    while (shmipc__now_ms () < deadline) {
         uint8_t buffer [SHMIPC__WIRE_MAX];
         ssize_t size = s_recv (self, buffer, sizeof buffer, NULL, 1000);
         if (size == 0)
@@ -462,7 +440,7 @@ s_setup (s_hostile_t *self, int type, const char *routing_id)
     s_connect (self);
     if (s_handshake (self)
     ||  s_greet (self, type, routing_id) || s_take_greeting (self)) {
-        s_say ("closed");
+        tu_say ("closed");
         return -1;
     }
     return 0;
@@ -517,8 +495,8 @@ s_publish (s_hostile_t *self)
 static int
 s_wait_room (s_hostile_t *self, size_t size)
 {
-    int64_t deadline = s_now_ms () + S_PATIENCE_MS;
-    while (!self->closed && s_now_ms () < deadline) {
+    int64_t deadline = shmipc__now_ms () + S_PATIENCE_MS;
+    while (!self->closed && shmipc__now_ms () < deadline) {
         uint64_t tail = s_load (self->victim_base, S_TAIL);
         if (self->capacity - (self->head - tail) >= shmipc_ring_record_size (size))
             return 0;
@@ -580,19 +558,19 @@ s_echo (s_hostile_t *self)
     char request [32];
     int size = snprintf (request, sizeof request, "echo-%d", (int) getpid ());
     if (s_send_message (self, request, (uint32_t) size) == 0) {
-        int64_t deadline = s_now_ms () + S_PATIENCE_MS;
-        while (!self->closed && s_now_ms () < deadline) {
+        int64_t deadline = shmipc__now_ms () + S_PATIENCE_MS;
+        while (!self->closed && shmipc__now_ms () < deadline) {
             uint8_t reply [64];
             size_t length = 0;
             if (s_take_message (self, reply, sizeof reply, &length)) {
                 bool same = length == (size_t) size && memcmp (reply, request, length) == 0;
-                s_say (same ? "echo ok" : "echo wrong");
+                tu_say (same ? "echo ok" : "echo wrong");
                 return same ? 0 : -1;
             }
             s_pause (self, 20);
         }
     }
-    s_say ("echo failed");
+    tu_say ("echo failed");
     return -1;
 }
 
@@ -606,9 +584,9 @@ static void
 s_try (const char *name, int rc)
 {
     if (rc == -1)
-        s_say ("refused %s %d", name, errno);
+        tu_say ("refused %s %d", name, errno);
     else
-        s_say ("ALLOWED %s", name);
+        tu_say ("ALLOWED %s", name);
 }
 
 static int
@@ -678,8 +656,8 @@ s_mode_scribble (s_hostile_t *self, const char *variant)
     if (s_setup (self, self->type, NULL))
         return 0;
     size_t size = shmipc_segment_size (self->own);
-    int64_t deadline = s_now_ms () + S_PATIENCE_MS;
-    for (long round = 0; !self->closed && s_now_ms () < deadline; round++) {
+    int64_t deadline = shmipc__now_ms () + S_PATIENCE_MS;
+    for (long round = 0; !self->closed && shmipc__now_ms () < deadline; round++) {
         for (size_t at = 0; at + 8 <= size; at += 8) {
             uint64_t value = s_random (self);
             memcpy (self->base + at, &value, 8);
@@ -689,7 +667,7 @@ s_mode_scribble (s_hostile_t *self, const char *variant)
         uint8_t buffer [SHMIPC__WIRE_MAX];
         s_recv (self, buffer, sizeof buffer, NULL, 1);
     }
-    s_say (self->closed ? "closed" : "open");
+    tu_say (self->closed ? "closed" : "open");
     return 0;
 }
 
@@ -717,8 +695,8 @@ s_mode_indices (s_hostile_t *self, const char *variant)
     if (streq (variant, "head-back")) {
         //  One message, consumed; then the index goes back
         s_send_message (self, "x", 1);
-        int64_t deadline = s_now_ms () + S_PATIENCE_MS;
-        while (s_load (self->victim_base, S_TAIL) < self->head && s_now_ms () < deadline)
+        int64_t deadline = shmipc__now_ms () + S_PATIENCE_MS;
+        while (s_load (self->victim_base, S_TAIL) < self->head && shmipc__now_ms () < deadline)
             s_pause (self, 5);
         s_store (self->base, S_HEAD, self->head - 8);
     }
@@ -879,15 +857,15 @@ s_mode_garbage (s_hostile_t *self, const char *variant)
         return 0;
     if (streq (variant, "records")) {
         //  Random records until the victim hangs up
-        int64_t deadline = s_now_ms () + S_PATIENCE_MS;
-        while (!self->closed && s_now_ms () < deadline) {
+        int64_t deadline = shmipc__now_ms () + S_PATIENCE_MS;
+        while (!self->closed && shmipc__now_ms () < deadline) {
             size_t size = 1 + s_random (self) % 5000;
             for (size_t index = 0; index < size; index++)
                 record [index] = (uint8_t) s_random (self);
             if (s_send (self, record, size) == 0)
                 s_pause (self, 0);
         }
-        s_say (self->closed ? "closed" : "open");
+        tu_say (self->closed ? "closed" : "open");
         return 0;
     }
     size_t size = SHMIPC__RECORD_HEAD;
@@ -944,7 +922,7 @@ s_mode_stall (s_hostile_t *self, const char *variant)
 {
     if (streq (variant, "connect")) {
         s_connect (self);
-        s_say ("ready");
+        tu_say ("ready");
         return s_await_hangup (self);
     }
     if (streq (variant, "hello")) {
@@ -953,7 +931,7 @@ s_mode_stall (s_hostile_t *self, const char *variant)
         s_connect (self);
         int fd = shmipc_segment_fd (self->own);
         s_hello (self, &fd, 1);
-        s_say ("ready");
+        tu_say ("ready");
         return s_await_hangup (self);
     }
     if (streq (variant, "greeting")) {
@@ -961,10 +939,10 @@ s_mode_stall (s_hostile_t *self, const char *variant)
         s_own_segment (self);
         s_connect (self);
         if (s_handshake (self)) {
-            s_say ("closed");
+            tu_say ("closed");
             return 0;
         }
-        s_say ("ready");
+        tu_say ("ready");
         return s_await_hangup (self);
     }
     if (!streq (variant, "noread")) {
@@ -975,7 +953,7 @@ s_mode_stall (s_hostile_t *self, const char *variant)
     //  we never release
     if (s_setup (self, self->type, NULL))
         return 0;
-    s_say ("ready");
+    tu_say ("ready");
     uint8_t request [1024];
     memset (request, 'r', sizeof request);
     long sent = 0;
@@ -983,9 +961,9 @@ s_mode_stall (s_hostile_t *self, const char *variant)
         if (s_send_message (self, request, sizeof request))
             break;
         if (++sent % 4096 == 0)
-            s_say ("sent %ld", sent);
+            tu_say ("sent %ld", sent);
     }
-    s_say (self->closed ? "closed" : "stopped");
+    tu_say (self->closed ? "closed" : "stopped");
     return 0;
 }
 
@@ -998,7 +976,7 @@ s_mode_greeting (s_hostile_t *self, const char *variant)
     s_own_segment (self);
     s_connect (self);
     if (s_handshake (self)) {
-        s_say ("closed");
+        tu_say ("closed");
         return 0;
     }
     uint8_t greeting [SHMIPC__GREETING_MAX];
@@ -1052,7 +1030,7 @@ s_mode_dupid (s_hostile_t *self, const char *routing_id)
     for (int count = 0; count < 50; count++)
         if (s_send_message (self, request, (uint32_t) size))
             break;
-    s_say ("sent 50");
+    tu_say ("sent 50");
     long replies = 0;
     while (!self->closed && !self->stopped) {
         uint8_t reply [64];
@@ -1061,7 +1039,7 @@ s_mode_dupid (s_hostile_t *self, const char *routing_id)
             replies++;
         s_pause (self, 20);
     }
-    s_say ("replies %ld", replies);
+    tu_say ("replies %ld", replies);
     return 0;
 }
 
@@ -1078,7 +1056,7 @@ s_mode_wakes (s_hostile_t *self, const char *count)
     long total = atol (count);
     for (long index = 0; index < total && !self->closed; index++)
         s_send (self, wake, sizeof wake);
-    s_say ("woke %ld", total);
+    tu_say ("woke %ld", total);
     s_echo (self);
     return 0;
 }
@@ -1102,10 +1080,10 @@ s_mode_bigmsg (s_hostile_t *self, const char *mib)
         s_publish (self);
         sent += sizeof chunk;
     }
-    s_say ("streamed %" PRIu64, sent >> 20);
+    tu_say ("streamed %" PRIu64, sent >> 20);
     while (!self->closed && !self->stopped)
         s_pause (self, 100);
-    s_say (self->closed ? "closed" : "stopped");
+    tu_say (self->closed ? "closed" : "stopped");
     return 0;
 }
 
@@ -1117,7 +1095,7 @@ s_become (const char *uid_text)
 {
     uid_t uid = (uid_t) atol (uid_text);
     if (setgroups (0, NULL) || setgid ((gid_t) uid) || setuid (uid) || getuid () != uid) {
-        s_say ("cannot become uid %u: %s", (unsigned) uid, strerror (errno));
+        tu_say ("cannot become uid %u: %s", (unsigned) uid, strerror (errno));
         return -1;
     }
     //  A change of credentials clears this; set it again
@@ -1129,7 +1107,7 @@ s_become (const char *uid_text)
 static ssize_t
 s_channel_recv_ctrl (shmipc_channel_t *channel, void *buffer, size_t size, int timeout_ms)
 {
-    int64_t deadline = s_now_ms () + timeout_ms;
+    int64_t deadline = shmipc__now_ms () + timeout_ms;
     while (true) {
         ssize_t rc = shmipc_channel_recv_ctrl (channel, buffer, size);
         if (rc >= 0 || errno != EAGAIN)
@@ -1141,7 +1119,7 @@ s_channel_recv_ctrl (shmipc_channel_t *channel, void *buffer, size_t size, int t
         }
         if (events & SHMIPC_POLLCTRL)
             continue;
-        int left = (int) (deadline - s_now_ms ());
+        int left = (int) (deadline - shmipc__now_ms ());
         if (left <= 0) {
             errno = ETIMEDOUT;
             return -1;
@@ -1175,14 +1153,14 @@ s_mode_uid (s_hostile_t *self, const char *uid)
         return 3;
     int sock = shmipc_endpoint_connect (self->endpoint, SHMIPC_ANY_UID);
     if (sock < 0) {
-        s_say ("connect refused %d", errno);
+        tu_say ("connect refused %d", errno);
         return 0;
     }
     shmipc_channel_t *channel = shmipc_channel_new (sock, "uid-client", S_CAPACITY,
                                                     SHMIPC_CLIENT);
     if (!channel) {
         close (sock);
-        s_say ("closed %s", strerror (errno));
+        tu_say ("closed %s", strerror (errno));
         return 0;
     }
     shmipc_channel_set_rcvtimeo (channel, S_PATIENCE_MS);
@@ -1194,13 +1172,13 @@ s_mode_uid (s_hostile_t *self, const char *uid)
     ||  s_channel_greet (channel, ZMQ_DEALER, true)
     ||  shmipc_channel_send (channel, request, strlen (request), 0)
     ||  shmipc_channel_recv_into (channel, reply, 0))
-        s_say ("closed %s", strerror (errno));
+        tu_say ("closed %s", strerror (errno));
     else
     if (shmipc_msg_frames (reply) == 1 && shmipc_msg_size (reply, 0) == strlen (request)
     &&  memcmp (shmipc_msg_data (reply, 0), request, strlen (request)) == 0)
-        s_say ("echo ok");
+        tu_say ("echo ok");
     else
-        s_say ("echo wrong");
+        tu_say ("echo wrong");
     shmipc_msg_destroy (&reply);
     shmipc_channel_destroy (&channel);
     return 0;
@@ -1214,7 +1192,7 @@ s_mode_uidserver (s_hostile_t *self, const char *uid)
     shmipc_listener_t *listener = shmipc_listener_new (self->endpoint);
     S_CHECK (listener);
     shmipc_listener_allow_any_uid (listener);
-    s_say ("ready");
+    tu_say ("ready");
     shmipc_msg_t *msg = shmipc_msg_new ();
     S_CHECK (msg);
     while (!self->stopped) {
@@ -1233,7 +1211,7 @@ s_mode_uidserver (s_hostile_t *self, const char *uid)
                                                         SHMIPC_SERVER);
         if (!channel) {
             close (sock);
-            s_say ("closed %s", strerror (errno));
+            tu_say ("closed %s", strerror (errno));
             continue;
         }
         shmipc_channel_set_rcvtimeo (channel, S_PATIENCE_MS);
@@ -1241,12 +1219,12 @@ s_mode_uidserver (s_hostile_t *self, const char *uid)
         long served = 0;
         if (shmipc_channel_handshake (channel, S_PATIENCE_MS)
         ||  s_channel_greet (channel, ZMQ_ROUTER, false))
-            s_say ("closed %s", strerror (errno));
+            tu_say ("closed %s", strerror (errno));
         else {
             while (shmipc_channel_recv_into (channel, msg, 0) == 0
             &&     shmipc_channel_send_msg (channel, msg, 0) == 0)
                 served++;
-            s_say ("served %ld", served);
+            tu_say ("served %ld", served);
         }
         shmipc_channel_destroy (&channel);
     }
