@@ -179,10 +179,9 @@ shmipc__close_links_of (shmipc__actor_t *self, shmipc__endpoint_t *endpoint)
     for (size_t index = self->links.count; index-- > 0; ) {
         shmipc__link_t *link = SHMIPC__LINK (&self->links, index);
         if (link->endpoint == endpoint) {
-            //  No reconnect: the endpoint goes
+            //  No reconnect, and no pending count kept: the endpoint goes
             if (endpoint->peer == link->peer)
                 endpoint->peer = NULL;
-            shmipc__link_unpend (self, link);
             link->endpoint = NULL;
             shmipc__link_close (self, link);
         }

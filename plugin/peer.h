@@ -8,11 +8,6 @@
     the actor's epoll set. Moves whole messages both ways without ever
     queueing more than one per direction: when the far side is full, it
     holds that one and stops reading.
-
-    The bridge is a raw libzmq socket (void *) of czmq's context, not a
-    zsock_t: zsock_new asserts when libzmq refuses a socket (at the
-    context's socket limit or out of descriptors), and a peer must never be
-    able to make us abort.
     =========================================================================
 */
 
@@ -21,27 +16,9 @@
 
 #include <czmq.h>
 #include "shmipc_channel.h"
-#include "greeting.h"
+#include "bridge.h"
 
 typedef struct _shmipc__peer_t shmipc__peer_t;
-
-//  What a peer needs to know about the user's socket: a snapshot taken in
-//  the user's thread when bind or connect was called.
-typedef struct {
-    int type;                       //  User socket type (ZMQ_*)
-    char inproc [SHMIPC__INPROC_MAX];   //  Its private inproc endpoint
-    uint8_t routing_id [SHMIPC__ROUTING_ID_MAX];    //  Its ZMQ_ROUTING_ID
-    size_t routing_id_size;         //  0 if none
-    int sndhwm;                     //  Its ZMQ_SNDHWM (a bridge's own
-    int rcvhwm;                     //  Its ZMQ_RCVHWM  are 1: bridge_new)
-    size_t capacity;                //  Ring bytes for our side
-    size_t maxmsgsize;              //  Its ZMQ_MAXMSGSIZE, 0 for none; over
-                                    //  shm:// it bounds whole messages
-    size_t max_peer_capacity;       //  Largest ring we map from a peer (0:
-                                    //  the channel's default)
-    bool immediate;                 //  Its ZMQ_IMMEDIATE: queue nothing
-                                    //  for a connection that is not up
-} shmipc__sockinfo_t;
 
 //  Counters kept per peer.
 typedef struct {
@@ -126,23 +103,5 @@ void
 //  Return true once the greeting was accepted and the bridge is live.
 bool
     shmipc__peer_active (shmipc__peer_t *self);
-
-//  Create the bridge socket (a raw libzmq socket in czmq's context) for a
-//  user socket described by info, with the remote's routing id (may be
-//  NULL), connected to the user's socket. Returns NULL with errno (EMFILE
-//  at the context's socket limit or the descriptor limit) instead of
-//  asserting as zsock_new would.
-void *
-    shmipc__bridge_new (const shmipc__sockinfo_t *info,
-                        const uint8_t *routing_id, size_t routing_id_size);
-
-//  Close a bridge made by shmipc__bridge_new. Nullifies the reference.
-void
-    shmipc__bridge_destroy (void **self_p);
-
-//  Return the bridge's ZMQ_EVENTS (0 on error). Like every ZMQ_EVENTS
-//  call, it also runs the socket's pending commands.
-int
-    shmipc__bridge_events (void *self);
 
 #endif

@@ -68,10 +68,9 @@ s_forget_after_fork (void)
 //  chose (ZSYS_MAX_SOCKETS). czmq reads it when it makes its context, at
 //  the program's first socket: we run before main, so before that. Too
 //  late if libshmipc is loaded after czmq made its context (dlopen).
-__attribute__ ((constructor)) static void
+static void
 s_raise_socket_limit (void)
 {
-    pthread_atfork (NULL, NULL, s_forget_after_fork);
     if (getenv ("ZSYS_MAX_SOCKETS"))
         return;
     struct rlimit limit;
@@ -83,6 +82,15 @@ s_raise_socket_limit (void)
     char value [16];
     snprintf (value, sizeof value, "%u", (unsigned) max);
     setenv ("ZSYS_MAX_SOCKETS", value, 0);
+}
+
+//  Process-wide set-up, when libshmipc is loaded: the fork handler and
+//  czmq's socket limit (both above).
+__attribute__ ((constructor)) static void
+s_set_up (void)
+{
+    pthread_atfork (NULL, NULL, s_forget_after_fork);
+    s_raise_socket_limit ();
 }
 
 //  Return the entry for sock, or NULL. Caller holds s_lock.

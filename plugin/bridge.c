@@ -1,0 +1,77 @@
+/*  =========================================================================
+    bridge - bridge sockets: made in czmq's context, connected to the
+    user socket's private inproc endpoint, closed, and asked for events
+
+    Owns nothing (see bridge.h).
+    =========================================================================
+*/
+
+#include "bridge.h"
+
+#include <errno.h>
+
+//  Set an int option; returns 0 or -1.
+static int
+s_set_int (void *handle, int option, int value)
+{
+    return zmq_setsockopt (handle, option, &value, sizeof value);
+}
+
+void *
+shmipc__bridge_new (const shmipc__sockinfo_t *info,
+                    const uint8_t *routing_id, size_t routing_id_size)
+{
+    int type = shmipc__bridge_type (info->type);
+    if (type < 0) {
+        errno = EINVAL;
+        return NULL;
+    }
+    //  czmq's context, where the user's socket lives (inproc needs one)
+    void *bridge = zmq_socket (zsys_init (), type);
+    if (!bridge) {
+        errno = zmq_errno ();
+        return NULL;
+    }
+    //  inproc gives the pipe to the user's socket the sum of both ends'
+    //  high-water marks, and the user's end brings the user's own: the
+    //  bridge adds as little as it can (0 would lift the limit altogether).
+    //  Linger 0, as czmq gives its sockets by default.
+    int rc = s_set_int (bridge, ZMQ_LINGER, 0)
+          || s_set_int (bridge, ZMQ_SNDHWM, 1)
+          || s_set_int (bridge, ZMQ_RCVHWM, 1)
+          || (type == ZMQ_XPUB && s_set_int (bridge, ZMQ_XPUB_VERBOSER, 1));
+    //  The user's socket sees the remote's routing id, as over the wire
+    if (rc == 0 && routing_id_size
+    &&  zmq_setsockopt (bridge, ZMQ_ROUTING_ID, routing_id, routing_id_size)) {
+        shmipc__bridge_destroy (&bridge);
+        errno = EPROTO;
+        return NULL;
+    }
+    if (rc || zmq_connect (bridge, info->inproc)) {
+        int saved = zmq_errno ();
+        shmipc__bridge_destroy (&bridge);
+        errno = saved;
+        return NULL;
+    }
+    return bridge;
+}
+
+void
+shmipc__bridge_destroy (void **self_p)
+{
+    assert (self_p);
+    if (*self_p) {
+        zmq_close (*self_p);
+        *self_p = NULL;
+    }
+}
+
+int
+shmipc__bridge_events (void *self)
+{
+    int events = 0;
+    size_t size = sizeof events;
+    if (zmq_getsockopt (self, ZMQ_EVENTS, &events, &size))
+        return 0;
+    return events;
+}
