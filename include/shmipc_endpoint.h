@@ -9,7 +9,13 @@
 
     Endpoints, like ZeroMQ's ipc://:
         shm:///abs/path     a socket file (path up to 107 bytes)
+        shm://rel/path      the same, relative to the working directory at
+                            bind or connect time
         shm://@name         Linux abstract namespace (name up to 106 bytes)
+    and, for listeners, the wildcard (shm:// then an asterisk, as ipc://
+    has): a fresh socket file, "socket" in a new private directory under
+    $TMPDIR or /tmp; shmipc_listener_endpoint names it, destroy removes
+    both.
     =========================================================================
 */
 
@@ -64,7 +70,7 @@ SHMIPC_EXPORT void
 SHMIPC_EXPORT int
     shmipc_listener_fd (shmipc_listener_t *self);
 
-//  Return the endpoint as given.
+//  Return the endpoint as given (for the wildcard, the one made).
 SHMIPC_EXPORT const char *
     shmipc_listener_endpoint (shmipc_listener_t *self);
 

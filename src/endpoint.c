@@ -13,6 +13,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -30,6 +31,11 @@ struct _shmipc_listener_t {
     struct sockaddr_un addr;            //  Where we listen
     socklen_t addr_len;                 //  Its length
     bool is_path;                       //  A socket file (not abstract)
+    char *path;                         //  Its path made absolute at bind
+                                        //  time, for every later look-up
+                                        //  (the cwd may change); owned
+    char *tmpdir;                       //  shm://*: the directory made for
+                                        //  the file, removed with it; owned
     bool made_file;                     //  dev and ino name the file bind made
     dev_t dev;                          //  The file we created: device
     ino_t ino;                          //  and inode, to touch only ours
@@ -73,7 +79,11 @@ shmipc__endpoint_parse (const char *endpoint, struct sockaddr_un *addr,
         *addr_len = (socklen_t) (offsetof (struct sockaddr_un, sun_path) + size);
         return 0;
     }
-    if (rest [0] != '/' || size < 2 || size >= sizeof addr->sun_path) {
+    //  A path, absolute or relative (as with ipc://, the kernel resolves a
+    //  relative one against the working directory at bind or connect).
+    //  "*" is a listener's wildcard, never a path to connect to
+    if (size == 0 || size >= sizeof addr->sun_path
+    ||  (rest [0] == '/' && size < 2) || strcmp (rest, "*") == 0) {
         errno = EINVAL;
         return -1;
     }
@@ -167,11 +177,14 @@ s_lock_take (const char *path, int *lock)
     char dir [sizeof ((struct sockaddr_un *) 0)->sun_path];
     snprintf (dir, sizeof dir, "%s", path);
     char *slash = strrchr (dir, '/');
-    assert (slash);             //  Parsed paths are absolute
-    const char *base = path + (slash - dir) + 1;
-    if (slash == dir)
-        slash++;                //  "/name" lives in "/"
-    *slash = 0;
+    const char *base = slash ? path + (slash - dir) + 1 : path;
+    if (!slash)
+        strcpy (dir, ".");      //  A relative "name" lives in the cwd
+    else {
+        if (slash == dir)
+            slash++;            //  "/name" lives in "/"
+        *slash = 0;
+    }
     struct stat st;
     if (stat (dir, &st) == -1)
         return -1;
@@ -219,7 +232,7 @@ s_bind_path (shmipc_listener_t *self, bool replace)
     if (errno != EADDRINUSE)
         return -1;
     struct stat st;
-    if (lstat (self->addr.sun_path, &st) == -1) {
+    if (lstat (self->path, &st) == -1) {
         if (errno != ENOENT)
             return -1;
         //  Gone since (a listener's destroy): just bind again
@@ -236,7 +249,7 @@ s_bind_path (shmipc_listener_t *self, bool replace)
     }
     else {
         shmipc__log ("endpoint %s: replacing stale socket file", self->endpoint);
-        if (unlink (self->addr.sun_path) == -1 && errno != ENOENT)
+        if (unlink (self->path) == -1 && errno != ENOENT)
             return -1;
     }
     return bind (self->sock, (struct sockaddr *) &self->addr, self->addr_len);
@@ -249,7 +262,7 @@ s_bind_path (shmipc_listener_t *self, bool replace)
 static int
 s_chmod_own_file (shmipc_listener_t *self, mode_t mode)
 {
-    int fd = open (self->addr.sun_path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    int fd = open (self->path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
     if (fd == -1)
         return -1;
     struct stat st;
@@ -285,7 +298,7 @@ static int
 s_record_file (shmipc_listener_t *self)
 {
     struct stat st;
-    if (lstat (self->addr.sun_path, &st) == -1)
+    if (lstat (self->path, &st) == -1)
         return -1;
     if (!S_ISSOCK (st.st_mode) || (st.st_mode & 07777 & ~0600)) {
         errno = ESTALE;
@@ -300,6 +313,40 @@ s_record_file (shmipc_listener_t *self)
     return 0;
 }
 
+//  For shm://*: make a fresh private directory (0700) under $TMPDIR, or
+//  /tmp, and name the endpoint of the file "socket" in it, as libzmq does
+//  for ipc://*. Returns the endpoint (fresh), or NULL with errno.
+static char *
+s_wildcard (shmipc_listener_t *self)
+{
+    const char *base = getenv ("TMPDIR");
+    char dir [sizeof self->addr.sun_path];
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (attempt == 1 || !base || base [0] != '/')
+            base = "/tmp";
+        //  Room for "/socket" after it, within a socket address
+        int size = snprintf (dir, sizeof dir - 8, "%s/shmipc-XXXXXX", base);
+        if (size > 0 && (size_t) size < sizeof dir - 8 && mkdtemp (dir))
+            break;
+        if (attempt == 1) {
+            if (size < 0 || (size_t) size >= sizeof dir - 8)
+                errno = ENAMETOOLONG;
+            return NULL;
+        }
+    }
+    self->tmpdir = strdup (dir);
+    char *endpoint = NULL;
+    if (self->tmpdir && asprintf (&endpoint, S_SCHEME "%s/socket", dir) == -1)
+        endpoint = NULL;
+    if (!endpoint) {
+        rmdir (dir);
+        free (self->tmpdir);
+        self->tmpdir = NULL;
+        errno = ENOMEM;
+    }
+    return endpoint;
+}
+
 shmipc_listener_t *
 shmipc_listener_new (const char *endpoint)
 {
@@ -308,12 +355,29 @@ shmipc_listener_new (const char *endpoint)
     if (!self)
         return NULL;
     self->sock = -1;
-    if (shmipc__endpoint_parse (endpoint, &self->addr, &self->addr_len))
+    if (endpoint && strcmp (endpoint, S_SCHEME "*") == 0)
+        self->endpoint = s_wildcard (self);
+    else
+        self->endpoint = endpoint ? strdup (endpoint) : NULL;
+    if (!self->endpoint
+    ||  shmipc__endpoint_parse (self->endpoint, &self->addr, &self->addr_len)) {
+        if (!self->endpoint && errno == 0)
+            errno = EINVAL;
         goto failed;
-    self->endpoint = strdup (endpoint);
-    if (!self->endpoint)
-        goto failed;
+    }
     self->is_path = self->addr.sun_path [0] != 0;
+    if (self->is_path) {
+        const char *path = self->addr.sun_path;
+        char cwd [PATH_MAX];
+        if (path [0] == '/')
+            self->path = strdup (path);
+        else
+        if (!getcwd (cwd, sizeof cwd)
+        ||  asprintf (&self->path, "%s/%s", cwd, path) == -1)
+            self->path = NULL;
+        if (!self->path)
+            goto failed;
+    }
     self->sock = socket (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (self->sock == -1)
         goto failed;
@@ -359,10 +423,14 @@ shmipc_listener_destroy (shmipc_listener_t **self_p)
         if (self->made_file) {
             //  Unlink only the file we made, not a successor's
             struct stat st;
-            if (lstat (self->addr.sun_path, &st) == 0
+            if (lstat (self->path, &st) == 0
             &&  st.st_dev == self->dev && st.st_ino == self->ino)
-                unlink (self->addr.sun_path);
+                unlink (self->path);
         }
+        if (self->tmpdir)
+            rmdir (self->tmpdir);       //  Only if empty: ours, as made
+        free (self->tmpdir);
+        free (self->path);
         if (self->sock >= 0)
             close (self->sock);
         free (self->endpoint);

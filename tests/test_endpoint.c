@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <poll.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -121,8 +122,7 @@ test_endpoint_parse_rejects_malformed_endpoints (void **state)
     tu_baseline_t baseline = tu_baseline ();
     const char *bad [] = {
         NULL, "", "tcp://x", "ipc:///tmp/x", "shm:/tmp/x", "SHM:///tmp/x",
-        "shm://", "shm://relative", "shm://relative/path", "shm://./x",
-        "shm://@", "shm:///", " shm:///tmp/x"
+        "shm://", "shm://*", "shm://@", "shm:///", " shm:///tmp/x"
     };
     for (size_t index = 0; index < sizeof bad / sizeof bad [0]; index++)
         s_assert_parse_refused (bad [index]);
@@ -439,6 +439,65 @@ test_endpoint_listener_destroy_removes_only_its_own_file (void **state)
 }
 
 static void
+test_endpoint_relative_path_resolves_against_the_working_directory (void **state)
+{
+    tu_baseline_t baseline = tu_baseline ();
+    char dir [] = "/tmp/shmipc-test-rel-XXXXXX";
+    assert_non_null (mkdtemp (dir));
+    int cwd = open (".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    assert_true (cwd >= 0);
+    assert_int_equal (chdir (dir), 0);
+    shmipc_listener_t *listener = shmipc_listener_new ("shm://front.shm");
+    assert_non_null (listener);
+    assert_string_equal (shmipc_listener_endpoint (listener), "shm://front.shm");
+    int client, server;
+    s_connect_pair (listener, &client, &server);
+    close (client);
+    close (server);
+    //  The file is where the working directory was at bind time
+    assert_int_equal (fchdir (cwd), 0);
+    char path [PATH_MAX];
+    snprintf (path, sizeof path, "%s/front.shm", dir);
+    struct stat st;
+    assert_int_equal (lstat (path, &st), 0);
+    assert_true (S_ISSOCK (st.st_mode));
+    shmipc_listener_destroy (&listener);
+    assert_int_equal (lstat (path, &st), -1);
+    close (cwd);
+    assert_int_equal (rmdir (dir), 0);
+    tu_assert_baseline (baseline);
+}
+
+static void
+test_endpoint_wildcard_listener_makes_and_removes_a_private_path (void **state)
+{
+    tu_baseline_t baseline = tu_baseline ();
+    shmipc_listener_t *one = shmipc_listener_new ("shm://*");
+    shmipc_listener_t *two = shmipc_listener_new ("shm://*");
+    assert_non_null (one);
+    assert_non_null (two);
+    const char *endpoint = shmipc_listener_endpoint (one);
+    assert_true (strncmp (endpoint, "shm:///", 7) == 0);
+    assert_string_not_equal (endpoint, shmipc_listener_endpoint (two));
+    //  Its directory is ours alone
+    char dir [PATH_MAX];
+    snprintf (dir, sizeof dir, "%s", endpoint + 6);
+    *strrchr (dir, '/') = 0;
+    struct stat st;
+    assert_int_equal (stat (dir, &st), 0);
+    assert_int_equal (st.st_mode & 0777, 0700);
+    int client, server;
+    s_connect_pair (one, &client, &server);
+    close (client);
+    close (server);
+    shmipc_listener_destroy (&one);
+    shmipc_listener_destroy (&two);
+    assert_int_equal (stat (dir, &st), -1);
+    assert_int_equal (errno, ENOENT);
+    tu_assert_baseline (baseline);
+}
+
+static void
 test_endpoint_abstract_listener_accepts_without_a_file (void **state)
 {
     tu_baseline_t baseline = tu_baseline ();
@@ -564,7 +623,7 @@ test_endpoint_connect_reports_missing_or_dead_server (void **state)
     assert_int_equal (shmipc_endpoint_connect ("tcp://127.0.0.1:5555", 0), -1);
     assert_int_equal (errno, EINVAL);
     errno = 0;
-    assert_null (shmipc_listener_new ("shm://relative"));
+    assert_int_equal (shmipc_endpoint_connect ("shm://*", 0), -1);
     assert_int_equal (errno, EINVAL);
     tu_assert_baseline (baseline);
 }
@@ -829,6 +888,8 @@ main (void)
         cmocka_unit_test (test_endpoint_listener_does_not_steal_live_listener),
         cmocka_unit_test (test_endpoint_listener_leaves_non_socket_alone_with_eexist),
         cmocka_unit_test (test_endpoint_listener_destroy_removes_only_its_own_file),
+        cmocka_unit_test (test_endpoint_relative_path_resolves_against_the_working_directory),
+        cmocka_unit_test (test_endpoint_wildcard_listener_makes_and_removes_a_private_path),
         cmocka_unit_test (test_endpoint_abstract_listener_accepts_without_a_file),
         cmocka_unit_test (test_endpoint_connect_and_accept_give_a_seqpacket_pair),
         cmocka_unit_test (test_endpoint_accept_with_nobody_waiting_gives_eagain),
