@@ -13,6 +13,11 @@
     The sockets are genuine zsock_t: every czmq and libzmq call works on
     them. shm:// endpoints are served by an actor (one per socket) that
     bridges each shared-memory peer to the socket over inproc.
+
+    Raw libzmq sockets (void *, from any context) take shm:// endpoints
+    too, through the same calls or the libzmq-shaped shmipc_zmq_* ones; and
+    a program that cannot be changed gets them from the launcher
+    (shmipc-run PROGRAM: docs/guide.md).
     =========================================================================
 */
 
@@ -65,41 +70,83 @@ SHMIPC_EXPORT zsock_t *
 SHMIPC_EXPORT void
     shmipc_sock_destroy (zsock_t **self_p);
 
-//  Bind or connect a socket (any zsock_t) to a formatted endpoint, like
-//  zsock_bind / zsock_connect. shm:// endpoints go to the socket's actor;
-//  bind fails at once if the endpoint is taken, connect succeeds at once
-//  and connects in the background (and again after failures, every
-//  ZMQ_RECONNECT_IVL ms), as libzmq does. Returns 0 (or, for tcp:// binds,
-//  the port), or -1 with errno (EINVAL, EADDRINUSE, ENOCOMPATPROTO...).
+//  Bind or connect a socket to a formatted endpoint, like zsock_bind /
+//  zsock_connect. self is, as for czmq's option calls, a zsock_t, a
+//  zactor_t, or a raw libzmq socket from any context. shm:// endpoints
+//  (shm:///abs/path, shm://rel/path against the working directory now,
+//  shm://@abstract, and for bind shm://* for a fresh path) go to the
+//  socket's actor; bind fails at once if the endpoint is taken, connect
+//  succeeds at once and connects in the background (and again after
+//  failures, every ZMQ_RECONNECT_IVL ms), as libzmq does. ZMQ_LAST_ENDPOINT
+//  then shows the shm:// endpoint. Returns 0 (or, for tcp:// binds of a
+//  zsock_t, the port), or -1 with errno (EINVAL, EADDRINUSE,
+//  ENOCOMPATPROTO...).
 SHMIPC_EXPORT int
-    shmipc_bind (zsock_t *self, const char *format, ...) CHECK_PRINTF (2);
+    shmipc_bind (void *self, const char *format, ...) CHECK_PRINTF (2);
 SHMIPC_EXPORT int
-    shmipc_connect (zsock_t *self, const char *format, ...) CHECK_PRINTF (2);
+    shmipc_connect (void *self, const char *format, ...) CHECK_PRINTF (2);
 
 //  Undo a bind (closing the connections accepted through it) or a connect.
 //  Returns 0 or -1 with errno (ENOENT if the endpoint was not attached).
 SHMIPC_EXPORT int
-    shmipc_unbind (zsock_t *self, const char *format, ...) CHECK_PRINTF (2);
+    shmipc_unbind (void *self, const char *format, ...) CHECK_PRINTF (2);
 SHMIPC_EXPORT int
-    shmipc_disconnect (zsock_t *self, const char *format, ...) CHECK_PRINTF (2);
+    shmipc_disconnect (void *self, const char *format, ...) CHECK_PRINTF (2);
 
 //  Attach a socket to zero or more endpoints, like zsock_attach: '@'
 //  binds, '>' connects, otherwise serverish decides. Returns 0 or -1.
 SHMIPC_EXPORT int
-    shmipc_attach (zsock_t *self, const char *endpoints, bool serverish);
+    shmipc_attach (void *self, const char *endpoints, bool serverish);
+
+//  The same calls shaped as libzmq's, for raw sockets of any context:
+//  shm:// endpoints as above, every other one to libzmq's own function.
+//  libshmipc also defines zmq_socket, zmq_close, zmq_getsockopt and the
+//  context terminate calls (zmq_ctx_term, zmq_ctx_shutdown,
+//  zmq_ctx_destroy, zmq_term) as these: a program linked with libshmipc
+//  (before libzmq, as pkg-config orders it) closes and terminates with
+//  the plain calls, and ZMQ_LAST_ENDPOINT shows shm:// endpoints. The
+//  preload library (shmipc-run) defines zmq_bind, zmq_connect, zmq_unbind
+//  and zmq_disconnect as these too. Each returns what libzmq's returns.
+SHMIPC_EXPORT void *
+    shmipc_zmq_socket (void *context, int type);
+SHMIPC_EXPORT int
+    shmipc_zmq_bind (void *socket, const char *endpoint);
+SHMIPC_EXPORT int
+    shmipc_zmq_connect (void *socket, const char *endpoint);
+SHMIPC_EXPORT int
+    shmipc_zmq_unbind (void *socket, const char *endpoint);
+SHMIPC_EXPORT int
+    shmipc_zmq_disconnect (void *socket, const char *endpoint);
+//  Closes the socket; if it has shm:// endpoints, stops its actor
+//  honouring ZMQ_LINGER (in the background, as libzmq lingers).
+SHMIPC_EXPORT int
+    shmipc_zmq_close (void *socket);
+SHMIPC_EXPORT int
+    shmipc_zmq_getsockopt (void *socket, int option, void *value, size_t *size);
+//  Before libzmq's: ends the actors serving the context's sockets (those
+//  closed, after their linger; those still open, with theirs), so that no
+//  bridge of ours keeps it waiting.
+SHMIPC_EXPORT int
+    shmipc_zmq_ctx_term (void *context);
+SHMIPC_EXPORT int
+    shmipc_zmq_ctx_shutdown (void *context);
 
 //  The actor task behind each socket's shm:// endpoints (one per socket,
 //  started by zactor_new). shmipc_bind and friends drive it for you; its
 //  command protocol, each command a string frame followed by arguments
 //  sent and read with a czmq picture (replies marked <-):
 //
-//    BIND + SHMIPC_ACTOR_ATTACH_PICTURE: endpoint, inproc endpoint of the
-//          user socket, its routing id, type, sndhwm, rcvhwm, reconnect
+//    BIND + SHMIPC_ACTOR_ATTACH_PICTURE: endpoint (its name, as given),
+//          address (where: a relative path made absolute, or shm://*),
+//          inproc endpoint of the user socket, its context (bridges are
+//          made there), its routing id, type, sndhwm, rcvhwm, reconnect
 //          ivl, reconnect ivl max, immediate, ring capacity, maxmsgsize
 //          (0: none), max peer capacity (0: default), extra uids allowed
-//          (an array of uid_t)             <- signal 0, or an errno
-//    CONNECT + the same                    <- signal 0 (connects in the
-//          background, and again after failures), or an errno
+//          (an array of uid_t)
+//          <- SHMIPC_ACTOR_ATTACH_REPLY: 0 or an errno, and the endpoint
+//          as bound (for shm://*, the path made)
+//    CONNECT + the same                    <- the same reply (connects in
+//          the background, and again after failures)
 //    UNBIND endpoint, DISCONNECT endpoint  <- signal 0, or ENOENT
 //    STATS <- SHMIPC_ACTOR_STATS_PICTURE: "STATS", connections up,
 //          accepted, connected, closed, errors, msgs_out, bytes_out,
@@ -111,7 +158,8 @@ SHMIPC_EXPORT int
 //    LINGER ms ("i")  <- signal 0 once what the user's socket held is in
 //          the rings, or ms passed (-1: no limit)
 //    $TERM                                 ends the actor
-#define SHMIPC_ACTOR_ATTACH_PICTURE "ssbiiiiii888b"
+#define SHMIPC_ACTOR_ATTACH_PICTURE "ssspbiiiiii888b"
+#define SHMIPC_ACTOR_ATTACH_REPLY   "is"
 #define SHMIPC_ACTOR_STATS_PICTURE  "s8888888888"
 
 SHMIPC_EXPORT void
@@ -121,7 +169,7 @@ SHMIPC_EXPORT void
 //  connects (default 1 MiB each way; rounded up to a power of two).
 //  Returns 0 or -1/EINVAL.
 SHMIPC_EXPORT int
-    shmipc_set_capacity (zsock_t *self, size_t capacity);
+    shmipc_set_capacity (void *self, size_t capacity);
 
 //  Set the largest ring, in bytes, that the socket's next shm:// binds and
 //  connects accept from a peer: the memory a peer can make us map and
@@ -129,7 +177,7 @@ SHMIPC_EXPORT int
 //  shmipc_channel_set_max_peer_capacity). A peer that offers more is
 //  refused, and logged in verbose mode. Returns 0 or -1/EINVAL.
 SHMIPC_EXPORT int
-    shmipc_set_max_peer_capacity (zsock_t *self, size_t capacity);
+    shmipc_set_max_peer_capacity (void *self, size_t capacity);
 
 //  Also let peers running as uid talk to the socket's next shm:// binds
 //  and connects: connect to it, or serve it. By default only our own
@@ -137,17 +185,17 @@ SHMIPC_EXPORT int
 //  mode). For a path endpoint the socket file's permissions (owner-only
 //  by default) apply as well. At most 16 uids; returns 0 or -1/ENOSPC.
 SHMIPC_EXPORT int
-    shmipc_allow_uid (zsock_t *self, uid_t uid);
+    shmipc_allow_uid (void *self, uid_t uid);
 
 //  Return the actor serving the socket's shm:// endpoints, or NULL. Send it
 //  commands (e.g. "STATS") as to any czmq actor.
 SHMIPC_EXPORT zactor_t *
-    shmipc_sock_actor (zsock_t *self);
+    shmipc_sock_actor (void *self);
 
 //  Fill stats with the socket's shm:// counters (zeros if it has no shm://
 //  endpoint). Returns 0 or -1 with errno.
 SHMIPC_EXPORT int
-    shmipc_sock_stats (zsock_t *self, shmipc_stats_t *stats);
+    shmipc_sock_stats (void *self, shmipc_stats_t *stats);
 
 #ifdef __cplusplus
 }

@@ -36,6 +36,7 @@
 //  The protocol's pictures are in shmipc.h (SHMIPC_ACTOR_*_PICTURE).
 #define SHMIPC__ATTACH_PICTURE  SHMIPC_ACTOR_ATTACH_PICTURE
 #define SHMIPC__STATS_PICTURE   SHMIPC_ACTOR_STATS_PICTURE
+#define SHMIPC__ATTACH_REPLY    SHMIPC_ACTOR_ATTACH_REPLY
 
 //  Accepted connections per listener still in their handshake or greeting.
 #define SHMIPC__PENDING_MAX       128
@@ -62,7 +63,10 @@ typedef struct {
 //  One shm:// endpoint we bind or connect.
 typedef struct {
     shmipc__watch_t watch;                //  Its listener's epoll entry
-    char *endpoint;                 //  As given; owned
+    char *endpoint;                 //  Its name: as given (for shm://*, the
+                                    //  path made); owned
+    char *address;                  //  Where: a relative path made absolute
+                                    //  at the user's call; owned
     bool bind;                      //  Bound (listener) or connected
     shmipc_listener_t *listener;    //  Bind: our listener; owned
     bool listening;                 //  Bind: the listener is in the set

@@ -11,29 +11,30 @@
 
 #include "actor.h"
 
-//  Read the arguments of BIND and CONNECT into a new endpoint.
 //  Receive the arguments of BIND and CONNECT (picture
 //  SHMIPC__ATTACH_PICTURE, after the command frame) into a new endpoint.
 static shmipc__endpoint_t *
 s_endpoint_from (shmipc__actor_t *actor, bool bind)
 {
-    char *name = NULL, *inproc = NULL;
+    char *name = NULL, *address = NULL, *inproc = NULL;
+    void *context = NULL;
     byte *routing_id = NULL, *uids = NULL;
     size_t routing_id_size = 0, uids_size = 0;
     int type = 0, sndhwm = 0, rcvhwm = 0, ivl = 0, ivl_max = 0, immediate = 0;
     uint64_t capacity = 0, maxmsgsize = 0, max_peer_capacity = 0;
-    int rc = zsock_recv (actor->pipe, SHMIPC__ATTACH_PICTURE, &name, &inproc,
-                         &routing_id, &routing_id_size, &type, &sndhwm, &rcvhwm,
+    int rc = zsock_recv (actor->pipe, SHMIPC__ATTACH_PICTURE, &name, &address,
+                         &inproc, &context, &routing_id, &routing_id_size, &type, &sndhwm, &rcvhwm,
                          &ivl, &ivl_max, &immediate, &capacity, &maxmsgsize,
                          &max_peer_capacity, &uids, &uids_size);
     shmipc__endpoint_t *self = NULL;
     struct sockaddr_un addr;
     socklen_t addr_len;
-    if (rc || !name || !inproc
+    bool wildcard = address && bind && streq (address, "shm://*");
+    if (rc || !name || !address || !inproc || !context
     ||  strlen (inproc) >= sizeof self->info.inproc
     ||  routing_id_size > sizeof self->info.routing_id
     ||  uids_size % sizeof (uid_t) || uids_size / sizeof (uid_t) > SHMIPC__UIDS_MAX
-    ||  shmipc__endpoint_parse (name, &addr, &addr_len)) {
+    ||  (!wildcard && shmipc__endpoint_parse (address, &addr, &addr_len))) {
         errno = EINVAL;
         goto done;
     }
@@ -42,6 +43,9 @@ s_endpoint_from (shmipc__actor_t *actor, bool bind)
         goto done;
     self->endpoint = name;
     name = NULL;
+    self->address = address;
+    address = NULL;
+    self->info.context = context;
     self->bind = bind;
     self->watch = (shmipc__watch_t) { SHMIPC__WATCH_LISTENER, self };
     self->reconnect_at = -1;
@@ -71,6 +75,7 @@ s_endpoint_from (shmipc__actor_t *actor, bool bind)
     }
 done:
     free (name);
+    free (address);
     free (inproc);
     free (routing_id);
     free (uids);
@@ -86,43 +91,56 @@ s_command_unlisten (shmipc__actor_t *self, shmipc__endpoint_t *endpoint)
     shmipc__endpoint_destroy (&endpoint);
 }
 
-static int
+//  BIND. Returns the endpoint's name, or NULL with errno.
+static const char *
 s_command_bind (shmipc__actor_t *self)
 {
     shmipc__endpoint_t *endpoint = s_endpoint_from (self, true);
     if (!endpoint)
-        return -1;
+        return NULL;
     if (shmipc__endpoint_find (self, endpoint->endpoint, true)) {
         shmipc__endpoint_destroy (&endpoint);
         errno = EADDRINUSE;
-        return -1;
+        return NULL;
     }
-    endpoint->listener = shmipc_listener_new (endpoint->endpoint);
+    endpoint->listener = shmipc_listener_new (endpoint->address);
     if (!endpoint->listener) {
         int saved = errno;
         shmipc__endpoint_destroy (&endpoint);
         errno = saved;
-        return -1;
+        return NULL;
+    }
+    //  shm://* is named by the path its listener made
+    if (streq (endpoint->address, "shm://*")) {
+        char *made = strdup (shmipc_listener_endpoint (endpoint->listener));
+        if (!made) {
+            shmipc__endpoint_destroy (&endpoint);
+            errno = ENOMEM;
+            return NULL;
+        }
+        free (endpoint->endpoint);
+        endpoint->endpoint = made;
     }
     for (size_t index = 0; index < endpoint->uids.count; index++)
         shmipc_listener_allow_uid (endpoint->listener, endpoint->uids.items [index]);
     if (shmipc__endpoint_add (self, endpoint))
-        return -1;
+        return NULL;
     shmipc__listener_sync (self, endpoint);
     if (!endpoint->listening) {
         s_command_unlisten (self, endpoint);
         errno = ENOMEM;
-        return -1;
+        return NULL;
     }
-    return 0;
+    return endpoint->endpoint;
 }
 
-static int
+//  CONNECT. Returns the endpoint's name, or NULL with errno.
+static const char *
 s_command_connect (shmipc__actor_t *self)
 {
     shmipc__endpoint_t *endpoint = s_endpoint_from (self, false);
     if (!endpoint)
-        return -1;
+        return NULL;
     bool subscriber = endpoint->info.type == ZMQ_SUB || endpoint->info.type == ZMQ_XSUB;
     //  With ZMQ_IMMEDIATE, as libzmq, nothing is queued for a connection
     //  that is not up: no bridge (no pipe in the user's socket) until then
@@ -136,13 +154,13 @@ s_command_connect (shmipc__actor_t *self)
             int saved = errno;
             shmipc__endpoint_destroy (&endpoint);
             errno = saved;
-            return -1;
+            return NULL;
         }
     }
     if (shmipc__endpoint_add (self, endpoint))
-        return -1;
+        return NULL;
     shmipc__endpoint_connect (self, endpoint);
-    return 0;
+    return endpoint->endpoint;
 }
 
 //  UNBIND or DISCONNECT endpoint. As libzmq's zmq_unbind and
@@ -255,17 +273,20 @@ shmipc__actor_handle_pipe (shmipc__actor_t *self)
     }
     bool more = zsock_rcvmore (self->pipe) != 0;
     int rc = 0;
+    const char *attached = NULL;
     bool reply = true;          //  Commands that can fail answer a signal
     if (streq (command, "$TERM")) {
         self->terminated = true;
         reply = false;
     }
     else
-    if (streq (command, "BIND") && more)
-        rc = s_command_bind (self) ? errno : 0;
-    else
-    if (streq (command, "CONNECT") && more)
-        rc = s_command_connect (self) ? errno : 0;
+    if ((streq (command, "BIND") || streq (command, "CONNECT")) && more) {
+        attached = streq (command, "BIND") ? s_command_bind (self) : s_command_connect (self);
+        int status = attached ? 0 : errno > 0 ? errno : EINVAL;
+        s_drain (self);
+        zsock_send (self->pipe, SHMIPC__ATTACH_REPLY, status, attached ? attached : "");
+        reply = false;
+    }
     else
     if (streq (command, "UNBIND") && more)
         rc = s_command_remove (self, true) ? errno : 0;

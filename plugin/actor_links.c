@@ -22,6 +22,7 @@ shmipc__endpoint_destroy (shmipc__endpoint_t **self_p)
         shmipc_listener_destroy (&self->listener);
         shmipc__bridge_destroy (&self->bridge);
         free (self->endpoint);
+        free (self->address);
         free (self);
         *self_p = NULL;
     }
@@ -216,7 +217,7 @@ void
 shmipc__endpoint_connect (shmipc__actor_t *self, shmipc__endpoint_t *endpoint)
 {
     endpoint->reconnect_at = -1;
-    int sock = shmipc_endpoint_connect (endpoint->endpoint,
+    int sock = shmipc_endpoint_connect (endpoint->address,
                                         SHMIPC_DONTWAIT | SHMIPC_ANY_UID);
     uid_t uid = (uid_t) -1;
     if (sock >= 0

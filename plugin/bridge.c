@@ -26,8 +26,8 @@ shmipc__bridge_new (const shmipc__sockinfo_t *info,
         errno = EINVAL;
         return NULL;
     }
-    //  czmq's context, where the user's socket lives (inproc needs one)
-    void *bridge = zmq_socket (zsys_init (), type);
+    //  The user socket's context (inproc connects only within one)
+    void *bridge = zmq_socket (info->context, type);
     if (!bridge) {
         errno = zmq_errno ();
         return NULL;

@@ -4,7 +4,7 @@
 
     Owns nothing: a bridge belongs to whoever made it (a peer, or a
     connecting endpoint that lends it to its peers). A bridge is a raw
-    libzmq socket (void *) of czmq's context, not a zsock_t: zsock_new
+    libzmq socket (void *) in the user socket's context, not a zsock_t: zsock_new
     asserts when libzmq refuses a socket (at the context's socket limit or
     out of descriptors), and a peer must never be able to make us abort.
     =========================================================================
@@ -19,6 +19,8 @@
 //  What a bridge and a peer need to know about the user's socket: a snapshot taken in
 //  the user's thread when bind or connect was called.
 typedef struct {
+    void *context;                  //  Its libzmq context: bridges live
+                                    //  there (inproc connects only there)
     int type;                       //  User socket type (ZMQ_*)
     char inproc [SHMIPC__INPROC_MAX];   //  Its private inproc endpoint
     uint8_t routing_id [SHMIPC__ROUTING_ID_MAX];    //  Its ZMQ_ROUTING_ID
@@ -34,7 +36,7 @@ typedef struct {
                                     //  for a connection that is not up
 } shmipc__sockinfo_t;
 
-//  Create the bridge socket (a raw libzmq socket in czmq's context) for a
+//  Create the bridge socket (a raw libzmq socket in the user's context) for a
 //  user socket described by info, with the remote's routing id (may be
 //  NULL), connected to the user's socket. Returns NULL with errno (EMFILE
 //  at the context's socket limit or the descriptor limit) instead of

@@ -8,12 +8,15 @@
     the process-wide set-up (czmq's socket limit, the fork and exit
     handlers). Careless users are served here:
       - plain zsock_destroy (or zmq_close) on a socket with shm://
-        endpoints: libshmipc defines zmq_close, which czmq's and the
-        program's calls reach before libzmq's (libshmipc comes before
-        libzmq in the link order pkg-config gives); it stops the socket's
-        actor as shmipc_sock_destroy would, then calls libzmq's. So a
-        closed socket never leaves an entry that a new socket at the same
-        address could pick up;
+        endpoints: libshmipc defines zmq_close (interpose.c), which czmq's
+        and the program's calls reach before libzmq's (libshmipc comes
+        before libzmq in the link order pkg-config gives, and the preload
+        library before everything); it stops the socket's actor
+        (shmipc__registry_close), then calls libzmq's. So a closed socket
+        never leaves an entry that a new socket at the same address could
+        pick up;
+      - zmq_ctx_term with bridges of ours in the context: the actors of
+        that context end first (shmipc__registry_end_context);
       - returning from main with live shm:// sockets: an exit handler,
         registered after czmq's and so run before it, stops every actor
         (honouring each socket's linger) before czmq closes what is left;
@@ -25,8 +28,9 @@
 */
 
 #include "registry.h"
+#include "contexts.h"
+#include "real.h"
 
-#include <dlfcn.h>
 #include <pthread.h>
 #include <sys/resource.h>
 
@@ -93,13 +97,46 @@ s_set_up (void)
     s_raise_socket_limit ();
 }
 
-//  Return the entry for sock, or NULL. Caller holds s_lock.
+//  Return the entry for handle, or NULL. Caller holds s_lock.
 static shmipc__entry_t *
-s_find (zsock_t *sock)
+s_find (void *handle)
 {
     for (shmipc__entry_t *entry = s_entries; entry; entry = entry->next)
-        if (entry->sock == sock)
+        if (entry->handle == handle)
             return entry;
+    return NULL;
+}
+
+//  Free an entry whose actor is gone.
+static void
+s_entry_free (shmipc__entry_t *entry)
+{
+    free (entry->last_endpoint);
+    free (entry->native_last);
+    free (entry);
+}
+
+//  Return the context of the socket entry is for, bound to its inproc
+//  endpoint: the one zmq_socket noted; else czmq's, if the socket is in it
+//  (a socket made before libshmipc was loaded, or with libzmq before
+//  libshmipc in the link order). The test: one inproc name binds once per
+//  context. NULL with errno if neither.
+static void *
+s_context_of (shmipc__entry_t *entry)
+{
+    void *context = shmipc__contexts_find (entry->handle);
+    if (context)
+        return context;
+    const shmipc__real_t *real = shmipc__real ();
+    void *probe = real->socket (zsys_init (), ZMQ_PAIR);
+    bool same = probe && real->bind (probe, entry->inproc) == -1 && zmq_errno () == EADDRINUSE;
+    if (probe)
+        real->close (probe);
+    if (same)
+        return zsys_init ();
+    shmipc__log ("shm:// needs the socket's context: make the socket after "
+                 "libshmipc is loaded, with libshmipc before libzmq at link time");
+    errno = EINVAL;
     return NULL;
 }
 
@@ -109,12 +146,16 @@ s_find (zsock_t *sock)
 //  options the bridges' pipes get (the high-water marks) from the socket
 //  as it is when it binds. Returns NULL with errno.
 shmipc__entry_t *
-shmipc__registry_require (zsock_t *sock, bool bind)
+shmipc__registry_require (void *handle, bool bind)
 {
+    if (!handle) {
+        errno = ENOTSOCK;
+        return NULL;
+    }
     //  s_lock is never held across a czmq call: czmq calls our zmq_close
     //  with its own lock held, and ours takes s_lock
     pthread_mutex_lock (&s_lock);
-    shmipc__entry_t *entry = s_find (sock);
+    shmipc__entry_t *entry = s_find (handle);
     pthread_mutex_unlock (&s_lock);
     if (!entry) {
         //  Only the socket's own thread may use it, so nobody adds an
@@ -124,8 +165,7 @@ shmipc__registry_require (zsock_t *sock, bool bind)
             errno = ENOMEM;
             return NULL;
         }
-        entry->sock = sock;
-        entry->handle = zsock_resolve (sock);
+        entry->handle = handle;
         entry->capacity = SHMIPC__DEFAULT_CAPACITY;
         entry->actor = zactor_new (shmipc_actor, NULL);
         if (!entry->actor) {
@@ -146,26 +186,32 @@ shmipc__registry_require (zsock_t *sock, bool bind)
         if (handler)
             atexit (s_at_exit);
     }
-    //  zmq_bind, not zsock_bind: zsock_endpoint stays the user's
+    //  libzmq's zmq_bind: zsock_endpoint stays the user's, and a bind of
+    //  ours is not an shm:// one
     if (bind && !entry->bound) {
-        if (zmq_bind (entry->handle, entry->inproc)) {
+        if (shmipc__real ()->bind (entry->handle, entry->inproc)) {
             errno = zmq_errno ();
             return NULL;
         }
         entry->bound = true;
+        entry->context = s_context_of (entry);
+        if (!entry->context)
+            return NULL;
+    }
+    if (bind && !entry->context) {
+        errno = EINVAL;
+        return NULL;
     }
     return entry;
 }
 
-//  Remove and return the entry for sock (or, if sock is NULL, for the
-//  libzmq socket handle), or NULL.
 shmipc__entry_t *
-shmipc__registry_remove (zsock_t *sock, void *handle)
+shmipc__registry_remove (void *handle)
 {
     pthread_mutex_lock (&s_lock);
     shmipc__entry_t *found = NULL;
     for (shmipc__entry_t **link = &s_entries; *link; link = &(*link)->next)
-        if (sock ? (*link)->sock == sock : (*link)->handle == handle) {
+        if ((*link)->handle == handle) {
             found = *link;
             *link = found->next;
             break;
@@ -203,28 +249,12 @@ shmipc__entry_wait (shmipc__entry_t *entry)
 }
 
 shmipc__entry_t *
-shmipc__registry_find (zsock_t *sock)
+shmipc__registry_find (void *handle)
 {
     pthread_mutex_lock (&s_lock);
-    shmipc__entry_t *entry = s_find (sock);
+    shmipc__entry_t *entry = s_find (handle);
     pthread_mutex_unlock (&s_lock);
     return entry;
-}
-
-static int (*s_real_close_fn) (void *) = NULL;    //  libzmq's zmq_close
-static pthread_once_t s_real_close_once = PTHREAD_ONCE_INIT;
-
-static void
-s_find_real_close (void)
-{
-    s_real_close_fn = (int (*) (void *)) dlsym (RTLD_NEXT, "zmq_close");
-}
-
-//  Return libzmq's zmq_close, behind ours (NULL if it cannot be found).
-static int (*s_real_close (void)) (void *)
-{
-    pthread_once (&s_real_close_once, s_find_real_close);
-    return s_real_close_fn;
 }
 
 //  Stopping an actor takes two steps around closing the user's socket.
@@ -249,7 +279,7 @@ shmipc__entry_stop_end (shmipc__entry_t *entry, int linger)
         shmipc__actor_wait (entry->actor);
     }
     zactor_destroy (&entry->actor);
-    free (entry);
+    s_entry_free (entry);
 }
 
 //  Return the socket's ZMQ_LINGER.
@@ -284,27 +314,25 @@ s_reaper (void *args)
     }
 }
 
-//  Ours stands before libzmq's: a socket closed without
-//  shmipc_sock_destroy (zsock_destroy, zmq_close) has its actor stopped.
-//  czmq calls this with its own lock held, which zactor_destroy takes: so
-//  the STOP happens here (no new bridge, listeners and their socket files
-//  gone, the endpoint free again at once), and the linger and the actor's
-//  end in a short-lived thread, as libzmq lingers in the background after
-//  zmq_close. The exit handler waits for that thread.
-SHMIPC_EXPORT int
-zmq_close (void *handle)
+//  A socket closed without shmipc_sock_destroy (zsock_destroy, zmq_close)
+//  has its actor stopped. czmq calls zmq_close with its own lock held,
+//  which zactor_destroy takes: so the STOP happens here (no new bridge,
+//  listeners and their socket files gone, the endpoint free again at once),
+//  and the linger and the actor's end in a short-lived thread, as libzmq
+//  lingers in the background after zmq_close. The exit handler, and
+//  zmq_ctx_term, wait for that thread.
+int
+shmipc__registry_close (void *handle)
 {
-    int (*real_close) (void *) = s_real_close ();
-    if (!real_close) {
-        errno = ENOSYS;
-        return -1;
-    }
-    shmipc__entry_t *entry = handle ? shmipc__registry_remove (NULL, handle) : NULL;
+    const shmipc__real_t *real = shmipc__real ();
+    shmipc__contexts_remove (handle);
+    shmipc__entry_t *entry = handle ? shmipc__registry_remove (handle) : NULL;
     if (!entry)
-        return real_close (handle);
+        return real->close (handle);
     entry->linger = s_linger (handle);
     shmipc__entry_stop_begin (entry);
-    int rc = real_close (handle);
+    int rc = real->close (handle);
+    int saved = errno;
     pthread_mutex_lock (&s_lock);
     entry->next = s_closed;
     s_closed = entry;
@@ -324,6 +352,87 @@ zmq_close (void *handle)
         }
         pthread_attr_destroy (&attr);
     }
+    errno = saved;
+    return rc;
+}
+
+//  Wait for the reaper to end, then end what it left (it could not start).
+static void
+s_settle_reaper (void)
+{
+    pthread_mutex_lock (&s_lock);
+    while (s_reaping)
+        pthread_cond_wait (&s_reaped, &s_lock);
+    pthread_mutex_unlock (&s_lock);
+    s_reaper (NULL);
+}
+
+void
+shmipc__registry_end_context (void *context)
+{
+    s_settle_reaper ();
+    while (true) {
+        pthread_mutex_lock (&s_lock);
+        shmipc__entry_t *entry = NULL;
+        for (shmipc__entry_t **link = &s_entries; *link; link = &(*link)->next)
+            if ((*link)->context == context) {
+                entry = *link;
+                *link = entry->next;
+                break;
+            }
+        pthread_mutex_unlock (&s_lock);
+        if (!entry)
+            break;
+        //  The socket is another thread's: its linger as of its last
+        //  attach. It will see ETERM, as over ipc://; what it handed its
+        //  bridges goes on into the rings for up to that linger
+        shmipc__entry_stop_begin (entry);
+        shmipc__entry_stop_end (entry, entry->linger);
+    }
+}
+
+void
+shmipc__registry_set_last (shmipc__entry_t *entry, char *endpoint)
+{
+    //  What libzmq says now: while it says the same, ours is the latest
+    char native [512] = "";
+    size_t size = sizeof native;
+    if (shmipc__real ()->getsockopt (entry->handle, ZMQ_LAST_ENDPOINT, native, &size))
+        native [0] = 0;
+    native [sizeof native - 1] = 0;
+    pthread_mutex_lock (&s_lock);
+    free (entry->last_endpoint);
+    free (entry->native_last);
+    entry->last_endpoint = endpoint;
+    entry->native_last = strdup (native);
+    pthread_mutex_unlock (&s_lock);
+}
+
+int
+shmipc__registry_last_endpoint (void *handle, void *value, size_t *size)
+{
+    char native [512] = "";
+    size_t native_size = sizeof native;
+    if (shmipc__real ()->getsockopt (handle, ZMQ_LAST_ENDPOINT, native, &native_size))
+        return 1;
+    native [sizeof native - 1] = 0;
+    int rc = 1;
+    pthread_mutex_lock (&s_lock);
+    shmipc__entry_t *entry = s_find (handle);
+    if (entry && entry->last_endpoint && entry->native_last
+    &&  streq (entry->native_last, native)) {
+        size_t length = strlen (entry->last_endpoint) + 1;
+        if (*size < length) {
+            errno = EINVAL;
+            rc = -1;
+        }
+        else {
+            memcpy (value, entry->last_endpoint, length);
+            *size = length;
+            rc = 0;
+        }
+    }
+    pthread_mutex_unlock (&s_lock);
     return rc;
 }
 
@@ -334,11 +443,7 @@ static void
 s_at_exit (void)
 {
     //  Sockets closed already: finish their actors, or wait for the reaper
-    pthread_mutex_lock (&s_lock);
-    while (s_reaping)
-        pthread_cond_wait (&s_reaped, &s_lock);
-    pthread_mutex_unlock (&s_lock);
-    s_reaper (NULL);
+    s_settle_reaper ();
     while (true) {
         pthread_mutex_lock (&s_lock);
         shmipc__entry_t *entry = s_entries;

@@ -19,8 +19,8 @@
 
 //  What we keep about one user socket.
 typedef struct _shmipc__entry_t {
-    zsock_t *sock;                  //  The user's socket (not owned)
-    void *handle;                   //  Its libzmq socket
+    void *handle;                   //  The user's libzmq socket (not owned)
+    void *context;                  //  Its context, where bridges are made
     zactor_t *actor;                //  Its actor; owned
     char inproc [SHMIPC__INPROC_MAX];   //  Its private inproc endpoint
     bool bound;                     //  The socket is bound to it
@@ -28,27 +28,59 @@ typedef struct _shmipc__entry_t {
     size_t max_peer_capacity;       //  Largest peer ring accepted (0: the
                                     //  channel's default)
     shmipc__uids_t uids;            //  Extra uids allowed
-    int linger;                     //  Closed: its ZMQ_LINGER, for the reaper
+    int linger;                     //  Its ZMQ_LINGER: as of the last
+                                    //  attach, and when it closed
+    char *last_endpoint;            //  Our last shm:// bind or connect,
+                                    //  as ZMQ_LAST_ENDPOINT shows it; owned
+    char *native_last;              //  libzmq's ZMQ_LAST_ENDPOINT just
+                                    //  after it: while that stays, ours is
+                                    //  the latest; owned
     struct _shmipc__entry_t *next;        //  Next in the registry, or in the
                                     //  reaper's queue
 } shmipc__entry_t;
 
-//  Return the entry for sock, or NULL.
+//  Return the entry for the libzmq socket handle, or NULL.
 shmipc__entry_t *
-    shmipc__registry_find (zsock_t *sock);
+    shmipc__registry_find (void *handle);
 
-//  Return the entry for sock, creating it (starting the actor) if needed.
+//  Return the entry for handle, creating it (starting the actor) if needed.
 //  With bind, also bind the socket to its inproc endpoint, once: at its
 //  first shm:// bind or connect, not before, because libzmq takes the
 //  options the bridges' pipes get (the high-water marks) from the socket
-//  as it is when it binds. Returns NULL with errno.
+//  as it is when it binds; and learn its context then. Returns NULL with
+//  errno.
 shmipc__entry_t *
-    shmipc__registry_require (zsock_t *sock, bool bind);
+    shmipc__registry_require (void *handle, bool bind);
 
-//  Remove and return the entry for sock (or, if sock is NULL, for the
-//  libzmq socket handle), or NULL.
+//  Remove and return the entry for handle, or NULL.
 shmipc__entry_t *
-    shmipc__registry_remove (zsock_t *sock, void *handle);
+    shmipc__registry_remove (void *handle);
+
+//  Close a libzmq socket (zmq_close), stopping its actor if it has one:
+//  STOP now, then the linger and the actor's end in the reaper thread.
+//  Returns what libzmq's zmq_close returns.
+int
+    shmipc__registry_close (void *handle);
+
+//  Before libzmq terminates context (or shuts it down): wait for the
+//  reaper to finish the actors of its closed sockets (their bridges live
+//  in that context, and need it while they linger), then stop the actors
+//  of its sockets still open, each with its last known linger, so that no
+//  bridge of ours keeps the context waiting.
+void
+    shmipc__registry_end_context (void *context);
+
+//  ZMQ_LAST_ENDPOINT for handle: if its last bind or connect was an shm://
+//  one, copy that endpoint into value (*size: its room in, the length
+//  with the NUL out, as libzmq) and return 0 (or -1/EINVAL if it does not
+//  fit); return 1 if libzmq's answer stands.
+int
+    shmipc__registry_last_endpoint (void *handle, void *value, size_t *size);
+
+//  Note endpoint (fresh; taken) as the handle's latest shm:// bind or
+//  connect, for ZMQ_LAST_ENDPOINT.
+void
+    shmipc__registry_set_last (shmipc__entry_t *entry, char *endpoint);
 
 //  Wait for the actor's signal, through signals (EINTR). Returns the
 //  status, or -1 with errno if the context is terminating.

@@ -2,76 +2,20 @@
     shmipc_sock - shm:// endpoints on genuine czmq sockets: the public API
 
     Owns nothing of its own: each call finds (or makes) the socket's entry
-    in the registry (registry.c) and talks to its actor with the command
-    protocol of shmipc.h. The user's socket stays the user's: we bind it
-    once to its private inproc endpoint, in the caller's thread, and the
-    actor's bridge sockets connect there. Every other scheme goes to czmq
-    unchanged.
+    in the registry (registry.c), and shm:// endpoints take the one path of
+    attach.c. The user's socket stays the user's: we bind it once to its
+    private inproc endpoint, in the caller's thread, and the actor's bridge
+    sockets connect there. Every other scheme goes to czmq (for a zsock_t)
+    or libzmq (for a raw socket) unchanged. self is polymorphic, as in
+    czmq's option calls: a zsock_t, a zactor_t or a raw libzmq socket.
     =========================================================================
 */
 
 #include "registry.h"
-#include "endpoint.h"
+#include "attach.h"
+#include "real.h"
 
 #include <stdarg.h>
-
-
-
-//  Send BIND or CONNECT with a snapshot of the user socket's options,
-//  taken here, in the user's thread.
-static int
-s_attach (zsock_t *self, const char *command, const char *endpoint)
-{
-    if (!shmipc__type_supported (zsock_type (self))) {
-        errno = ENOCOMPATPROTO;
-        return -1;
-    }
-    struct sockaddr_un addr;
-    socklen_t addr_len;
-    if (shmipc__endpoint_parse (endpoint, &addr, &addr_len))
-        return -1;
-    shmipc__entry_t *entry = shmipc__registry_require (self, true);
-    if (!entry)
-        return -1;
-    void *handle = zsock_resolve (self);
-    uint8_t routing_id [SHMIPC__ROUTING_ID_MAX];
-    size_t routing_id_size = sizeof routing_id;
-    if (zmq_getsockopt (handle, ZMQ_ROUTING_ID, routing_id, &routing_id_size))
-        routing_id_size = 0;
-    //  Not zsock_maxmsgsize: it returns an int, this is an int64_t
-    int64_t maxmsgsize = -1;
-    size_t maxmsgsize_size = sizeof maxmsgsize;
-    if (zmq_getsockopt (handle, ZMQ_MAXMSGSIZE, &maxmsgsize, &maxmsgsize_size))
-        maxmsgsize = -1;
-    SHMIPC__SEND (entry->actor, "s" SHMIPC_ACTOR_ATTACH_PICTURE, command, endpoint, entry->inproc,
-            routing_id, routing_id_size, zsock_type (self),
-            zsock_sndhwm (self), zsock_rcvhwm (self),
-            zsock_reconnect_ivl (self), zsock_reconnect_ivl_max (self),
-            zsock_immediate (self), (uint64_t) entry->capacity,
-            (uint64_t) (maxmsgsize > 0 ? maxmsgsize : 0),
-            (uint64_t) entry->max_peer_capacity,
-            (byte *) entry->uids.items, entry->uids.count * sizeof (uid_t));
-    if (shmipc__entry_wait (entry))
-        return -1;
-    //  The actor may have connected a bridge: attach it now, in the user's
-    //  thread, as zmq_connect attaches its pipe at once (ZMQ_EVENTS makes
-    //  the socket process its commands)
-    zsock_events (self);
-    return 0;
-}
-
-//  Send UNBIND or DISCONNECT for endpoint.
-static int
-s_detach (zsock_t *self, const char *command, const char *endpoint)
-{
-    shmipc__entry_t *entry = shmipc__registry_find (self);
-    if (!entry) {
-        errno = ENOENT;
-        return -1;
-    }
-    SHMIPC__SEND (entry->actor, "ss", command, endpoint);
-    return shmipc__entry_wait (entry);
-}
 
 //  Format an endpoint; NULL with errno on failure.
 static char *
@@ -86,24 +30,45 @@ s_format (const char *format, va_list args)
 //  The four kinds of endpoint operation, shm:// and libzmq's.
 typedef enum { S_BIND, S_CONNECT, S_UNBIND, S_DISCONNECT } s_operation_t;
 
-//  Do operation on the formatted endpoint: shm:// ones through the actor,
-//  every other scheme through czmq. Returns 0 or -1 with errno.
+//  Do operation on another scheme's endpoint: through czmq for a zsock_t
+//  (zsock_endpoint stays right), else through libzmq.
 static int
-s_operate (zsock_t *self, s_operation_t operation, const char *format, va_list args)
+s_native (void *self, s_operation_t operation, const char *endpoint)
 {
-    static const char *commands [] = { "BIND", "CONNECT", "UNBIND", "DISCONNECT" };
+    if (zsock_is (self)) {
+        zsock_t *sock = (zsock_t *) self;
+        return operation == S_BIND ? zsock_bind (sock, "%s", endpoint)
+             : operation == S_CONNECT ? zsock_connect (sock, "%s", endpoint)
+             : operation == S_UNBIND ? zsock_unbind (sock, "%s", endpoint)
+             : zsock_disconnect (sock, "%s", endpoint);
+    }
+    const shmipc__real_t *real = shmipc__real ();
+    void *handle = zsock_resolve (self);
+    return operation == S_BIND ? real->bind (handle, endpoint)
+         : operation == S_CONNECT ? real->connect (handle, endpoint)
+         : operation == S_UNBIND ? real->unbind (handle, endpoint)
+         : real->disconnect (handle, endpoint);
+}
+
+//  Do operation on the formatted endpoint: shm:// ones through the actor,
+//  every other scheme through czmq or libzmq. Returns 0 or -1 with errno.
+static int
+s_operate (void *self, s_operation_t operation, const char *format, va_list args)
+{
+    void *handle = zsock_resolve (self);
+    if (!handle) {
+        errno = ENOTSOCK;
+        return -1;
+    }
     char *endpoint = s_format (format, args);
     if (!endpoint)
         return -1;
     int rc;
     if (shmipc_endpoint_is_shm (endpoint))
-        rc = operation <= S_CONNECT ? s_attach (self, commands [operation], endpoint)
-                                    : s_detach (self, commands [operation], endpoint);
+        rc = operation <= S_CONNECT ? shmipc__attach (handle, operation == S_BIND, endpoint)
+                                    : shmipc__detach (handle, operation == S_UNBIND, endpoint);
     else {
-        rc = operation == S_BIND ? zsock_bind (self, "%s", endpoint)
-           : operation == S_CONNECT ? zsock_connect (self, "%s", endpoint)
-           : operation == S_UNBIND ? zsock_unbind (self, "%s", endpoint)
-           : zsock_disconnect (self, "%s", endpoint);
+        rc = s_native (self, operation, endpoint);
         if (rc == -1)
             errno = zmq_errno ();
     }
@@ -112,7 +77,7 @@ s_operate (zsock_t *self, s_operation_t operation, const char *format, va_list a
 }
 
 int
-shmipc_bind (zsock_t *self, const char *format, ...)
+shmipc_bind (void *self, const char *format, ...)
 {
     assert (self);
     assert (format);
@@ -124,7 +89,7 @@ shmipc_bind (zsock_t *self, const char *format, ...)
 }
 
 int
-shmipc_connect (zsock_t *self, const char *format, ...)
+shmipc_connect (void *self, const char *format, ...)
 {
     assert (self);
     assert (format);
@@ -136,7 +101,7 @@ shmipc_connect (zsock_t *self, const char *format, ...)
 }
 
 int
-shmipc_unbind (zsock_t *self, const char *format, ...)
+shmipc_unbind (void *self, const char *format, ...)
 {
     assert (self);
     assert (format);
@@ -148,7 +113,7 @@ shmipc_unbind (zsock_t *self, const char *format, ...)
 }
 
 int
-shmipc_disconnect (zsock_t *self, const char *format, ...)
+shmipc_disconnect (void *self, const char *format, ...)
 {
     assert (self);
     assert (format);
@@ -160,7 +125,7 @@ shmipc_disconnect (zsock_t *self, const char *format, ...)
 }
 
 int
-shmipc_attach (zsock_t *self, const char *endpoints, bool serverish)
+shmipc_attach (void *self, const char *endpoints, bool serverish)
 {
     assert (self);
     if (!endpoints)
@@ -234,7 +199,7 @@ shmipc_sock_destroy (zsock_t **self_p)
     assert (self_p);
     if (*self_p) {
         zsock_t *self = *self_p;
-        shmipc__entry_t *entry = shmipc__registry_remove (self, NULL);
+        shmipc__entry_t *entry = shmipc__registry_remove (zsock_resolve (self));
         int linger = zsock_linger (self);
         if (entry)
             shmipc__entry_stop_begin (entry);
@@ -245,14 +210,14 @@ shmipc_sock_destroy (zsock_t **self_p)
 }
 
 int
-shmipc_set_capacity (zsock_t *self, size_t capacity)
+shmipc_set_capacity (void *self, size_t capacity)
 {
     assert (self);
     if (capacity < SHMIPC_RING_MIN || capacity > SHMIPC_RING_MAX) {
         errno = EINVAL;
         return -1;
     }
-    shmipc__entry_t *entry = shmipc__registry_require (self, false);
+    shmipc__entry_t *entry = shmipc__registry_require (zsock_resolve (self), false);
     if (!entry)
         return -1;
     entry->capacity = capacity;
@@ -260,14 +225,14 @@ shmipc_set_capacity (zsock_t *self, size_t capacity)
 }
 
 int
-shmipc_set_max_peer_capacity (zsock_t *self, size_t capacity)
+shmipc_set_max_peer_capacity (void *self, size_t capacity)
 {
     assert (self);
     if (capacity < SHMIPC_RING_MIN || capacity > SHMIPC_RING_MAX) {
         errno = EINVAL;
         return -1;
     }
-    shmipc__entry_t *entry = shmipc__registry_require (self, false);
+    shmipc__entry_t *entry = shmipc__registry_require (zsock_resolve (self), false);
     if (!entry)
         return -1;
     entry->max_peer_capacity = capacity;
@@ -275,25 +240,25 @@ shmipc_set_max_peer_capacity (zsock_t *self, size_t capacity)
 }
 
 int
-shmipc_allow_uid (zsock_t *self, uid_t uid)
+shmipc_allow_uid (void *self, uid_t uid)
 {
     assert (self);
-    shmipc__entry_t *entry = shmipc__registry_require (self, false);
+    shmipc__entry_t *entry = shmipc__registry_require (zsock_resolve (self), false);
     if (!entry)
         return -1;
     return shmipc__uids_add (&entry->uids, uid);
 }
 
 zactor_t *
-shmipc_sock_actor (zsock_t *self)
+shmipc_sock_actor (void *self)
 {
     assert (self);
-    shmipc__entry_t *entry = shmipc__registry_find (self);
+    shmipc__entry_t *entry = shmipc__registry_find (zsock_resolve (self));
     return entry ? entry->actor : NULL;
 }
 
 int
-shmipc_sock_stats (zsock_t *self, shmipc_stats_t *stats)
+shmipc_sock_stats (void *self, shmipc_stats_t *stats)
 {
     assert (self);
     assert (stats);

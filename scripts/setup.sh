@@ -1,8 +1,10 @@
 #!/bin/sh
 #   Install what shmipc needs to build and test, from Debian's packages,
 #   when it is missing. Extra packages can be named as arguments.
+#   python3-zmq and cppzmq-dev are for the launcher's tests (tests/swap):
+#   unchanged Python and C++ programs on the system libzmq.
 set -eu
-need="build-essential cmake pkg-config libczmq-dev libzmq3-dev libcmocka-dev $*"
+need="build-essential cmake pkg-config libczmq-dev libzmq3-dev libcmocka-dev python3-zmq cppzmq-dev $*"
 missing=""
 for package in $need; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \

@@ -1,0 +1,17 @@
+/*  =========================================================================
+    interpose - libzmq's socket, close, getsockopt and context terminate
+    calls, defined inside libshmipc in front of libzmq's (interposed.h)
+
+    Owns nothing. A program linked with libshmipc (before libzmq, as
+    pkg-config orders the libraries) reaches these from its own code and
+    from czmq's, so zsock_destroy, zmq_close and zmq_ctx_term do right by
+    sockets with shm:// endpoints, and zmq_socket notes every socket's
+    context for the bridges. Endpoints are not routed here: a linked
+    program asks for shm:// by calling shmipc_bind (or shmipc_zmq_bind).
+    =========================================================================
+*/
+
+#include "shmipc.h"
+#include "interposed.h"
+
+SHMIPC__INTERPOSED_ALWAYS (SHMIPC__INTERPOSE)
