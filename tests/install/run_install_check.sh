@@ -86,6 +86,24 @@ else
     fail "find_package: the consumer project did not configure or build"
 fi
 
+#   (c) the launcher: an unchanged libzmq program under the installed
+#   shmipc-run, without LD_LIBRARY_PATH, must use the installed preload
+#   library (sanitizer builds: their runtime would have to be preloaded
+#   first, which tests/swap does; here the plain build checks the install)
+if [ -z "$flags" ]; then
+    if $cc -std=c11 -Wall -Wextra -Werror "$consumer/launched.c" -lzmq \
+            -o "$tmp/launched" >"$tmp/launched.log" 2>&1; then
+        output=$("$prefix/bin/shmipc-run" "$tmp/launched")
+        case "$output" in
+            "received 5 via $prefix"/*) echo "ok: shmipc-run: $output" ;;
+            *) fail "shmipc-run: the launched program printed '$output'" ;;
+        esac
+    else
+        cat "$tmp/launched.log" >&2
+        fail "shmipc-run: the launched program did not build"
+    fi
+fi
+
 if [ "$failures" -ne 0 ]; then
     echo "FAIL: $failures check(s) failed" >&2
     exit 1
