@@ -53,13 +53,22 @@ shmipc__channel_rx_release (shmipc__channel_rx_t *self)
 }
 
 //  Release if worthwhile: a quarter of the ring is waiting, or the writer
-//  says it waits (a hint: the release itself does the fenced check).
+//  says it waits (a hint: the release itself does the fenced check) and
+//  the space it says it waits for would be free. Not sooner: a writer
+//  woken for every record released would wake once per message.
 static void
 s_release_lazily (shmipc__channel_rx_t *self)
 {
-    if (shmipc_ring_unreleased (self->ring) >= SHMIPC__RING_SHARE (self->capacity)
-    ||  shmipc__channel_waiter_peer_sleeps (self->waiter, SHMIPC__DIR_TX))
+    if (shmipc_ring_unreleased (self->ring) >= SHMIPC__RING_SHARE (self->capacity))
         shmipc__channel_rx_release (self);
+    else
+    if (shmipc__channel_waiter_peer_sleeps (self->waiter, SHMIPC__DIR_TX)) {
+        uint64_t need = shmipc__channel_waiter_peer_need (self->waiter);
+        if (need > self->capacity)
+            need = self->capacity;
+        if (shmipc_ring_free_if_released (self->ring) >= need)
+            shmipc__channel_rx_release (self);
+    }
 }
 
 //  Check a record against the frame structure and our limits, given the

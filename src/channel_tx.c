@@ -40,6 +40,15 @@ shmipc__channel_tx_publish (shmipc__channel_tx_t *self)
     }
 }
 
+//  The free space to ask the reader for while we sleep: what we need, and
+//  at least a quarter of the ring, so that one wake-up lets a batch go.
+static uint64_t
+s_hint (shmipc__channel_tx_t *self, uint64_t need)
+{
+    uint64_t share = SHMIPC__RING_SHARE (self->capacity);
+    return need > share ? need : share;
+}
+
 int
 shmipc__channel_tx_writable (shmipc__channel_tx_t *self, bool arm)
 {
@@ -54,6 +63,7 @@ shmipc__channel_tx_writable (shmipc__channel_tx_t *self, bool arm)
         }
         if (!arm || shmipc__channel_waiter_armed (self->waiter, SHMIPC__DIR_TX))
             return 0;
+        shmipc__channel_waiter_set_need (self->waiter, s_hint (self, want));
         shmipc__channel_waiter_arm (self->waiter, SHMIPC__DIR_TX);
     }
 }
@@ -105,6 +115,7 @@ static int
 s_wait_space (shmipc__channel_tx_t *self, uint64_t need, int flags)
 {
     s_space_t space_for = { .self = self, .need = need };
+    shmipc__channel_waiter_set_need (self->waiter, s_hint (self, need));
     if (shmipc__channel_waiter_wait_until (self->waiter, SHMIPC__DIR_TX,
                                            s_check_space, s_prepare_wait, &space_for,
                                            self->sndtimeo, flags)) {

@@ -38,6 +38,9 @@ typedef struct {
     _Alignas (64) uint64_t tail;        //  Read index into the peer's ring
     _Alignas (64) uint32_t rx_sleep;    //  Odd while we wait for data
     _Alignas (64) uint32_t tx_sleep;    //  Odd while we wait for space
+    uint32_t tx_need;                   //  And the free bytes we wait for
+                                        //  then (0: any): the reader gives
+                                        //  space back in steps this big
 } shmipc__control_t;
 
 //  Which side of a channel waits, or which of the peer's sides we wake.
@@ -108,6 +111,24 @@ shmipc__channel_waiter_disarm (shmipc__channel_waiter_t *self, shmipc__dir_t dir
     self->epoch [dir]++;
     atomic_store_explicit ((_Atomic uint32_t *) SHMIPC__SLEEP_FLAG (self->own_ctl, dir),
                            self->epoch [dir], memory_order_relaxed);
+}
+
+//  Say how many free bytes our writer waits for (before arming DIR_TX).
+static inline void
+shmipc__channel_waiter_set_need (shmipc__channel_waiter_t *self, uint64_t need)
+{
+    atomic_store_explicit ((_Atomic uint32_t *) &self->own_ctl->tx_need,
+                           (uint32_t) (need > UINT32_MAX ? UINT32_MAX : need),
+                           memory_order_relaxed);
+}
+
+//  Return the free bytes the peer's writer waits for (0: any). Untrusted:
+//  only decides when we give space back, never how much we read.
+static inline uint64_t
+shmipc__channel_waiter_peer_need (shmipc__channel_waiter_t *self)
+{
+    return atomic_load_explicit ((_Atomic uint32_t *) &self->peer_ctl->tx_need,
+                                 memory_order_relaxed);
 }
 
 //  Return true if the peer's flag for dir says it sleeps. A hint, unfenced:

@@ -281,6 +281,14 @@ shmipc_ring_release (shmipc_ring_t *self)
 }
 
 size_t
+shmipc_ring_free_if_released (shmipc_ring_t *self)
+{
+    assert (self && !self->writer);
+    //  seen is checked (available): at most size ahead of cursor
+    return (size_t) (self->size - (self->seen - self->cursor));
+}
+
+size_t
 shmipc_ring_unreleased (shmipc_ring_t *self)
 {
     assert (self && !self->writer);

@@ -131,6 +131,11 @@ void
 bool
     shmipc_ring_release (shmipc_ring_t *self);
 
+//  Reader: return the bytes the writer would have free if we released all
+//  we have consumed (from the write index last seen).
+size_t
+    shmipc_ring_free_if_released (shmipc_ring_t *self);
+
 //  Reader: return the bytes consumed but not yet released.
 size_t
     shmipc_ring_unreleased (shmipc_ring_t *self);
