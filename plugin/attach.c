@@ -121,5 +121,11 @@ shmipc__detach (void *handle, bool bind, const char *endpoint)
         return -1;
     }
     SHMIPC__SEND (entry->actor, "ss", bind ? "UNBIND" : "DISCONNECT", endpoint);
-    return shmipc__entry_wait (entry);
+    if (shmipc__entry_wait (entry))
+        return -1;
+    //  The bridges are gone, their pipes ended: let the socket see it now,
+    //  as zmq_disconnect ends its own pipes at once, so the next send
+    //  never goes to a connection that is no more
+    s_int_option (handle, ZMQ_EVENTS);
+    return 0;
 }

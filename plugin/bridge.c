@@ -61,6 +61,15 @@ shmipc__bridge_destroy (void **self_p)
 {
     assert (self_p);
     if (*self_p) {
+        //  Disconnect first: that ends the pipe at the user's socket from
+        //  this thread, before we answer the command that closed us, so a
+        //  user who disconnects and sends at once never sends into it
+        //  (zmq_close would leave that to libzmq's reaper thread, later)
+        char inproc [SHMIPC__INPROC_MAX];
+        size_t size = sizeof inproc;
+        if (zmq_getsockopt (*self_p, ZMQ_LAST_ENDPOINT, inproc, &size) == 0
+        &&  size > 1)
+            zmq_disconnect (*self_p, inproc);
         zmq_close (*self_p);
         *self_p = NULL;
     }

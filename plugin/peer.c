@@ -44,10 +44,17 @@ typedef enum {
 #   define S_TSAN
 #endif
 #ifdef S_TSAN
-void __tsan_ignore_thread_begin (void);
-void __tsan_ignore_thread_end (void);
-#   define S_HANDOFF_BEGIN()    __tsan_ignore_thread_begin ()
-#   define S_HANDOFF_END()      __tsan_ignore_thread_end ()
+//  The Annotate* calls, not __tsan_ignore_thread_*: a program that does not
+//  link libshmipc (one under the launcher) exports only these from the
+//  TSan runtime linked into it
+void AnnotateIgnoreReadsBegin (const char *file, int line);
+void AnnotateIgnoreReadsEnd (const char *file, int line);
+void AnnotateIgnoreWritesBegin (const char *file, int line);
+void AnnotateIgnoreWritesEnd (const char *file, int line);
+#   define S_HANDOFF_BEGIN()    (AnnotateIgnoreReadsBegin (__FILE__, __LINE__), \
+                                 AnnotateIgnoreWritesBegin (__FILE__, __LINE__))
+#   define S_HANDOFF_END()      (AnnotateIgnoreWritesEnd (__FILE__, __LINE__), \
+                                 AnnotateIgnoreReadsEnd (__FILE__, __LINE__))
 #else
 #   define S_HANDOFF_BEGIN()
 #   define S_HANDOFF_END()
