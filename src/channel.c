@@ -222,6 +222,15 @@ s_accept_hello (shmipc_channel_t *self, const uint8_t *buffer, size_t size, int 
             return shmipc__channel_link_break (link, EPROTO, "peer ring indices not at start");
         return shmipc__channel_link_break (link, ENOMEM, "out of memory");
     }
+    //  A ring that fills its segment's data area is mirrored with it: every
+    //  record then lies in one piece, read in place (nothing that wraps is
+    //  copied twice)
+    if (shmipc_segment_mirrored (self->own)
+    &&  shmipc_segment_size (self->own) - SHMIPC_SEGMENT_HEADER == self->tx.capacity)
+        shmipc_ring_set_mirrored (self->tx.ring);
+    if (shmipc_segment_mirrored (self->peer)
+    &&  shmipc_segment_size (self->peer) - SHMIPC_SEGMENT_HEADER == self->rx.capacity)
+        shmipc_ring_set_mirrored (self->rx.ring);
     //  The server answers only a HELLO it accepted
     if (self->role == SHMIPC_SERVER && s_send_hello (self, link->sock)) {
         if (errno == EPIPE || errno == ECONNRESET)

@@ -31,6 +31,8 @@ struct _shmipc_ring_t {
     uint64_t published;         //  Last index we stored: head or tail
     uint64_t seen;              //  Last index we loaded from the peer
     uint64_t peeked;            //  Reader: bytes of the record last peeked
+    bool mirrored;              //  The size bytes after data are the same
+                                //  memory: payloads never split
 };
 
 //  Our own index: only we store it; relaxed is enough to read it back.
@@ -132,7 +134,8 @@ static void
 s_copy_in (shmipc_ring_t *self, uint64_t offset, const void *data, size_t size)
 {
     size_t first = self->size - offset;
-    if (size <= first)
+    //  Mirrored: offset + size < 2 * size, all mapped
+    if (size <= first || self->mirrored)
         memcpy (self->data + offset, data, size);
     else {
         memcpy (self->data + offset, data, first);
@@ -233,7 +236,7 @@ shmipc_ring_peek (shmipc_ring_t *self, shmipc_record_t *record)
     record->size = size;
     record->flags = flags;
     record->part [0] = self->data + start;
-    if (size <= first) {
+    if (size <= first || self->mirrored) {
         record->part_size [0] = size;
         record->part [1] = NULL;
         record->part_size [1] = 0;
@@ -278,6 +281,13 @@ shmipc_ring_release (shmipc_ring_t *self)
                            memory_order_release);
     self->published = self->cursor;
     return true;
+}
+
+void
+shmipc_ring_set_mirrored (shmipc_ring_t *self)
+{
+    assert (self);
+    self->mirrored = true;
 }
 
 size_t

@@ -42,7 +42,11 @@ typedef struct {
 struct _shmipc_segment_t {
     int fd;                     //  The memfd; owned
     void *data;                 //  Its mapping; owned
-    size_t size;                //  Mapped bytes
+    size_t size;                //  The file's bytes
+    size_t span;                //  Mapped bytes: size, and the data area
+                                //  once more if mirrored
+    bool mirrored;              //  The data area is mapped again right
+                                //  after the end (see shmipc_segment.h)
     bool writable;              //  True if we created it (read-write)
 };
 
@@ -51,6 +55,42 @@ s_page_round (size_t size)
 {
     size_t page = (size_t) sysconf (_SC_PAGESIZE);
     return (size + page - 1) / page * page;
+}
+
+//  Map self->fd (self->size bytes) with prot and flags; where the header
+//  is whole pages, map the data area a second time right after the end,
+//  so that a record crossing the ring's end reads and writes in one piece
+//  (the two mappings are the same pages). Sets data, span and mirrored.
+//  Returns 0 or -1 with errno.
+static int
+s_map (shmipc_segment_t *self, int prot, int flags)
+{
+    size_t page = (size_t) sysconf (_SC_PAGESIZE);
+    size_t area = self->size - SHMIPC_SEGMENT_HEADER;
+    self->mirrored = SHMIPC_SEGMENT_HEADER % page == 0 && area > 0;
+    self->span = self->mirrored ? self->size + area : self->size;
+    if (!self->mirrored) {
+        self->data = mmap (NULL, self->size, prot, flags, self->fd, 0);
+        return self->data == MAP_FAILED ? -1 : 0;
+    }
+    //  Reserve the whole span, then put both mappings in it
+    uint8_t *base = (uint8_t *) mmap (NULL, self->span, PROT_NONE,
+                                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (base == MAP_FAILED) {
+        self->data = MAP_FAILED;
+        return -1;
+    }
+    if (mmap (base, self->size, prot, flags | MAP_FIXED, self->fd, 0) == MAP_FAILED
+    ||  mmap (base + self->size, area, prot, flags | MAP_FIXED, self->fd,
+              SHMIPC_SEGMENT_HEADER) == MAP_FAILED) {
+        int saved = errno;
+        munmap (base, self->span);
+        self->data = MAP_FAILED;
+        errno = saved;
+        return -1;
+    }
+    self->data = base;
+    return 0;
 }
 
 //  Return true if every page of the file's size bytes is allocated and
@@ -88,9 +128,9 @@ shmipc_segment_new (const char *name, size_t size, uint32_t kind)
     //  hot path its page faults. A peer refuses a segment with holes
     if (fallocate (self->fd, 0, 0, (off_t) self->size) == -1)
         goto failed;
-    self->data = mmap (NULL, self->size, PROT_READ | PROT_WRITE,
-                       MAP_SHARED | MAP_POPULATE, self->fd, 0);
-    if (self->data == MAP_FAILED)
+    //  Both mappings before the seals: after them nobody, not even we,
+    //  gets a writable mapping
+    if (s_map (self, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE))
         goto failed;
     if (!s_populated (self->fd, self->size)) {
         errno = ENOMEM;
@@ -161,8 +201,7 @@ shmipc_segment_attach (int fd, size_t min_size, size_t max_size, uint32_t kind)
     }
     self->fd = fd;
     self->size = (size_t) st.st_size;
-    self->data = mmap (NULL, self->size, PROT_READ, MAP_SHARED, fd, 0);
-    if (self->data == MAP_FAILED) {
+    if (s_map (self, PROT_READ, MAP_SHARED)) {
         int saved = errno;
         shmipc_segment_destroy (&self);
         errno = saved;
@@ -189,12 +228,19 @@ shmipc_segment_destroy (shmipc_segment_t **self_p)
     if (*self_p) {
         shmipc_segment_t *self = *self_p;
         if (self->data != MAP_FAILED && self->data)
-            munmap (self->data, self->size);
+            munmap (self->data, self->span);
         if (self->fd >= 0)
             close (self->fd);
         free (self);
         *self_p = NULL;
     }
+}
+
+bool
+shmipc_segment_mirrored (shmipc_segment_t *self)
+{
+    assert (self);
+    return self->mirrored;
 }
 
 void *

@@ -8,7 +8,8 @@
 
     Indices are free-running 64-bit byte counts; offset = index mod size.
     A record is an 8-byte header {u32 size, u32 flags} and size payload bytes,
-    padded to 8. Headers never straddle the end; payloads may wrap.
+    padded to 8. Headers never straddle the end; payloads may wrap (and
+    are then seen whole through a mirror mapping, if the ring has one).
 
     Memory ordering (C11): the writer stores payloads, then publishes its
     write index with a release store; the reader loads it with acquire, so
@@ -130,6 +131,12 @@ void
 //  Returns true if it moved.
 bool
     shmipc_ring_release (shmipc_ring_t *self);
+
+//  Say that the size bytes after the data are mapped to the same memory
+//  (a mirrored segment): payloads are then written, and handed to the
+//  reader, in one piece, part [1] never set.
+void
+    shmipc_ring_set_mirrored (shmipc_ring_t *self);
 
 //  Reader: return the bytes the writer would have free if we released all
 //  we have consumed (from the write index last seen).

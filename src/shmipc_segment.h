@@ -54,11 +54,19 @@ shmipc_segment_t *
 void
     shmipc_segment_destroy (shmipc_segment_t **self_p);
 
+//  Return true if the data area (from SHMIPC_SEGMENT_HEADER to the end) is
+//  mapped a second time right after the end, with the same protection:
+//  then data [SHMIPC_SEGMENT_HEADER + i] and data [size + i] are the same
+//  byte, for every i in the area.
+bool
+    shmipc_segment_mirrored (shmipc_segment_t *self);
+
 //  Return the mapping's base address (the header is at offset 0).
 void *
     shmipc_segment_data (shmipc_segment_t *self);
 
-//  Return the mapped size in bytes.
+//  Return the file's size in bytes (the mapping at data; the mirror, if
+//  any, follows it).
 size_t
     shmipc_segment_size (shmipc_segment_t *self);
 

@@ -69,6 +69,10 @@ s_memfd_fds (void)
 }
 
 //  Return the number of our mappings of memfds.
+//  Mappings per segment: its data area is mapped twice (a mirror, so that
+//  no record is ever split) where the header is whole pages.
+#define S_MAPS  (sysconf (_SC_PAGESIZE) <= 4096 ? 2 : 1)
+
 static int
 s_memfd_maps (void)
 {
@@ -283,7 +287,7 @@ test_server_creates_its_segment_on_client_hello_and_both_complete (void **state)
     assert_non_null (client);
     //  The client made its segment and sent it at once
     assert_int_equal (s_memfd_fds (), fds + 1);
-    assert_int_equal (s_memfd_maps (), maps + 1);
+    assert_int_equal (s_memfd_maps (), maps + S_MAPS);
     sock = shmipc_listener_accept (listener);
     assert_true (sock >= 0);
     shmipc_channel_t *server = shmipc_channel_new (sock, "server", 8192, SHMIPC_SERVER);
@@ -299,12 +303,12 @@ test_server_creates_its_segment_on_client_hello_and_both_complete (void **state)
     assert_string_equal (shmipc_channel_peer_name (server), "client");
     assert_int_equal (shmipc_channel_peer_capacity (server), 4096);
     assert_int_equal (s_memfd_fds (), fds + 3);
-    assert_int_equal (s_memfd_maps (), maps + 3);
+    assert_int_equal (s_memfd_maps (), maps + 3 * S_MAPS);
     assert_int_equal (shmipc_channel_handshake (client, 0), 0);
     assert_string_equal (shmipc_channel_peer_name (client), "server");
     assert_int_equal (shmipc_channel_peer_capacity (client), 8192);
     assert_int_equal (s_memfd_fds (), fds + 4);
-    assert_int_equal (s_memfd_maps (), maps + 4);
+    assert_int_equal (s_memfd_maps (), maps + 4 * S_MAPS);
     //  And messages go both ways
     assert_int_equal (shmipc_channel_send (client, "ping", 4, 0), 0);
     shmipc_msg_t *msg = shmipc_channel_recv (server, 0);

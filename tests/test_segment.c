@@ -199,6 +199,40 @@ test_segment_attach_maps_read_only_and_sees_owner_bytes (void **state)
 }
 
 static void
+test_segment_data_area_is_mirrored_read_only_for_the_peer (void **state)
+{
+    tu_baseline_t baseline = tu_baseline ();
+    shmipc_segment_t *owner = shmipc_segment_new ("mirror", SHMIPC_SEGMENT_HEADER + 8192, KIND);
+    assert_non_null (owner);
+    if (!shmipc_segment_mirrored (owner)) {
+        shmipc_segment_destroy (&owner);
+        skip ();
+    }
+    size_t size = shmipc_segment_size (owner);
+    size_t area = size - SHMIPC_SEGMENT_HEADER;
+    shmipc_segment_t *peer = shmipc_segment_attach (dup (shmipc_segment_fd (owner)),
+                                                    size, size, KIND);
+    assert_non_null (peer);
+    assert_true (shmipc_segment_mirrored (peer));
+    uint8_t *mine = (uint8_t *) shmipc_segment_data (owner);
+    const uint8_t *theirs = (const uint8_t *) shmipc_segment_data (peer);
+    //  Written through either of our two mappings, seen through both of
+    //  the peer's
+    tu_fill (mine + size, area, 21);
+    assert_true (tu_check (theirs + SHMIPC_SEGMENT_HEADER, area, 21));
+    assert_true (tu_check (theirs + size, area, 21));
+    mine [SHMIPC_SEGMENT_HEADER] ^= 0xff;
+    assert_int_equal (theirs [size], mine [SHMIPC_SEGMENT_HEADER]);
+    //  The peer's mirror is as read-only as the rest
+    errno = 0;
+    assert_int_equal (mprotect ((void *) (theirs + size), area, PROT_READ | PROT_WRITE), -1);
+    assert_int_equal (errno, EACCES);
+    shmipc_segment_destroy (&peer);
+    shmipc_segment_destroy (&owner);
+    tu_assert_baseline (baseline);
+}
+
+static void
 test_segment_attached_mapping_cannot_be_made_writable (void **state)
 {
     tu_baseline_t baseline = tu_baseline ();
@@ -467,6 +501,7 @@ main (void)
         cmocka_unit_test (test_segment_name_shows_in_proc_fd),
         cmocka_unit_test (test_segment_attach_maps_read_only_and_sees_owner_bytes),
         cmocka_unit_test (test_segment_attached_mapping_cannot_be_made_writable),
+        cmocka_unit_test (test_segment_data_area_is_mirrored_read_only_for_the_peer),
         cmocka_unit_test (test_segment_fd_refuses_new_writable_mapping_and_writes),
         cmocka_unit_test (test_segment_fd_cannot_shrink_or_grow),
         cmocka_unit_test (test_segment_attach_accepts_forged_segment_with_correct_seals_and_header),
