@@ -17,3 +17,7 @@
 
 SHMIPC__INTERPOSED_ALWAYS (SHMIPC__INTERPOSE)
 SHMIPC__INTERPOSED_ENDPOINTS (SHMIPC__INTERPOSE)
+
+//  Tells libshmipc, as it loads, that it runs under the launcher: then it
+//  leaves the program's environment as it found it (registry.c)
+SHMIPC_EXPORT const int shmipc__preloaded = 1;

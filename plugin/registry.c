@@ -31,6 +31,7 @@
 #include "contexts.h"
 #include "real.h"
 
+#include <dlfcn.h>
 #include <pthread.h>
 #include <sys/resource.h>
 
@@ -71,11 +72,13 @@ s_forget_after_fork (void)
 //  descriptor limit could ever allow, whichever is less, unless the user
 //  chose (ZSYS_MAX_SOCKETS). czmq reads it when it makes its context, at
 //  the program's first socket: we run before main, so before that. Too
-//  late if libshmipc is loaded after czmq made its context (dlopen).
+//  late if libshmipc is loaded after czmq made its context (dlopen). Not
+//  under the launcher: a program that never uses shm:// must see the
+//  environment it was given, and so must its children.
 static void
 s_raise_socket_limit (void)
 {
-    if (getenv ("ZSYS_MAX_SOCKETS"))
+    if (getenv ("ZSYS_MAX_SOCKETS") || dlsym (RTLD_DEFAULT, "shmipc__preloaded"))
         return;
     struct rlimit limit;
     rlim_t max = S_SOCKET_LIMIT;
