@@ -40,13 +40,20 @@ shmipc__channel_tx_publish (shmipc__channel_tx_t *self)
     }
 }
 
-//  The free space to ask the reader for while we sleep: what we need, and
-//  at least a quarter of the ring, so that one wake-up lets a batch go.
-static uint64_t
-s_hint (shmipc__channel_tx_t *self, uint64_t need)
+//  Show the reader the free space we wait for while we sleep: what we
+//  need, and at least a quarter of the ring, so that one wake-up lets a
+//  batch go. Stored only when it changes: the reader reads that cache
+//  line (tx_sleep) for every message, and a store there each time we look
+//  for space would make the line bounce.
+static void
+s_show_need (shmipc__channel_tx_t *self, uint64_t need)
 {
     uint64_t share = SHMIPC__RING_SHARE (self->capacity);
-    return need > share ? need : share;
+    uint64_t hint = need > share ? need : share;
+    if (hint != self->need_shown) {
+        shmipc__channel_waiter_set_need (self->waiter, hint);
+        self->need_shown = hint;
+    }
 }
 
 int
@@ -63,7 +70,7 @@ shmipc__channel_tx_writable (shmipc__channel_tx_t *self, bool arm)
         }
         if (!arm || shmipc__channel_waiter_armed (self->waiter, SHMIPC__DIR_TX))
             return 0;
-        shmipc__channel_waiter_set_need (self->waiter, s_hint (self, want));
+        s_show_need (self, want);
         shmipc__channel_waiter_arm (self->waiter, SHMIPC__DIR_TX);
     }
 }
@@ -115,7 +122,7 @@ static int
 s_wait_space (shmipc__channel_tx_t *self, uint64_t need, int flags)
 {
     s_space_t space_for = { .self = self, .need = need };
-    shmipc__channel_waiter_set_need (self->waiter, s_hint (self, need));
+    s_show_need (self, need);
     if (shmipc__channel_waiter_wait_until (self->waiter, SHMIPC__DIR_TX,
                                            s_check_space, s_prepare_wait, &space_for,
                                            self->sndtimeo, flags)) {

@@ -39,6 +39,9 @@ typedef struct {
     int sndtimeo;                           //  ms, -1 for ever
     uint64_t want;                          //  Bytes the last send that
                                             //  failed with EAGAIN needed
+    uint64_t need_shown;                    //  tx_need as last published: a
+                                            //  store only when it changes (the
+                                            //  reader reads that line often)
     shmipc__stream_t stream;                //  Outgoing oversize message
     shmipc__release_fn *release;            //  See shmipc__release_fn
     void *release_arg;                      //  Its argument
