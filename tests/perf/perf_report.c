@@ -257,6 +257,9 @@ s_header (const perf_plan_t *plan, const char *lead)
 //  --------------------------------------------------------------------------
 //  Table
 
+//  An eventfd round trip below this many us: the fast-wake mood.
+#define S_FAST_WAKE_US  10
+
 void
 perf_report_table (const perf_plan_t *plan)
 {
@@ -327,6 +330,14 @@ perf_report_table (const perf_plan_t *plan)
                     s_cell (plan, perf_summary (plan, PERF_RTT, transport, 0, PERF_P99),
                             1, false, cell2, sizeof cell2));
         }
+    }
+    if (plan->measured [PERF_RTT][PERF_EVENTFD]) {
+        //  The machine wakes a sleeping thread in about 2 us in one mood
+        //  and about 50 us in the other, and no command picks one: say
+        //  which this run had, since every round trip depends on it
+        double wake = perf_summary (plan, PERF_RTT, PERF_EVENTFD, 0, PERF_MEDIAN).median;
+        printf ("\nWAKE MOOD: %s (eventfd round trip %.1f us; fast below %d us)\n",
+                wake < S_FAST_WAKE_US ? "fast" : "slow", wake, S_FAST_WAKE_US);
     }
     if (plan->failures) {
         printf ("\nFAILED RUNS: %d\n", plan->failures);
