@@ -3,10 +3,10 @@
     actor, however its socket ends
 
     Owns: the registry of entries (one per user socket with shm://
-    endpoints: its actor, inproc endpoint and settings), the queue of
-    actors whose socket was closed, the reaper thread that ends them, and
-    the process-wide set-up (czmq's socket limit, the fork and exit
-    handlers). Careless users are served here:
+    endpoints: its actor, inproc endpoint and settings), the list of
+    actors whose socket was closed, the reaper threads that end them (one
+    each), and the process-wide set-up (czmq's socket limit, the fork and
+    exit handlers). Careless users are served here:
       - plain zsock_destroy (or zmq_close) on a socket with shm://
         endpoints: libshmipc defines zmq_close (interpose.c), which czmq's
         and the program's calls reach before libzmq's (libshmipc comes
@@ -44,11 +44,11 @@ static pthread_mutex_t s_lock = PTHREAD_MUTEX_INITIALIZER;
 static shmipc__entry_t *s_entries = NULL;   //  The registry
 static unsigned s_counter = 0;          //  For unique inproc names
 static bool s_exit_handler = false;     //  s_at_exit is registered
-static shmipc__entry_t *s_closed = NULL;    //  Closed sockets' actors,
-                                            //  queued for the reaper
-static bool s_reaping = false;          //  The reaper thread runs
+static shmipc__entry_t *s_closed = NULL;    //  Closed sockets' actors
+                                            //  being ended, each by a
+                                            //  reaper thread of its own
 static pthread_cond_t s_reaped = PTHREAD_COND_INITIALIZER;
-                                        //  Signalled when it ends
+                                        //  Signalled as each one ends
 
 static void s_at_exit (void);
 
@@ -62,7 +62,6 @@ s_forget_after_fork (void)
 {
     s_entries = NULL;
     s_closed = NULL;
-    s_reaping = false;
     s_exit_handler = false;
     pthread_mutex_init (&s_lock, NULL);
     pthread_cond_init (&s_reaped, NULL);
@@ -296,25 +295,34 @@ s_linger (void *handle)
     return linger;
 }
 
-//  The reaper: lingers and destroys the actors of sockets closed with
-//  zmq_close, one after another, then ends.
+//  End a closed socket's actor: its linger, then the actor. The entry is
+//  in s_closed, marked reaping, until it is done; then it goes.
+static void
+s_reap (shmipc__entry_t *entry)
+{
+    if (entry->linger != 0) {
+        SHMIPC__SEND (entry->actor, "si", "LINGER", entry->linger);
+        shmipc__actor_wait (entry->actor);
+    }
+    zactor_destroy (&entry->actor);
+    pthread_mutex_lock (&s_lock);
+    for (shmipc__entry_t **link = &s_closed; *link; link = &(*link)->next)
+        if (*link == entry) {
+            *link = entry->next;
+            break;
+        }
+    pthread_cond_broadcast (&s_reaped);
+    pthread_mutex_unlock (&s_lock);
+    s_entry_free (entry);
+}
+
+//  A reaper thread: one per closed socket, so that one socket's linger
+//  (for ever, with -1 and a peer that does not read) holds up no other.
 static void *
 s_reaper (void *args)
 {
-    while (true) {
-        pthread_mutex_lock (&s_lock);
-        shmipc__entry_t *entry = s_closed;
-        if (entry)
-            s_closed = entry->next;
-        else {
-            s_reaping = false;
-            pthread_cond_broadcast (&s_reaped);
-        }
-        pthread_mutex_unlock (&s_lock);
-        if (!entry)
-            return NULL;
-        shmipc__entry_stop_end (entry, entry->linger);
-    }
+    s_reap ((shmipc__entry_t *) args);
+    return NULL;
 }
 
 //  A socket closed without shmipc_sock_destroy (zsock_destroy, zmq_close)
@@ -323,7 +331,7 @@ s_reaper (void *args)
 //  listeners and their socket files gone, the endpoint free again at once),
 //  and the linger and the actor's end in a short-lived thread, as libzmq
 //  lingers in the background after zmq_close. The exit handler, and
-//  zmq_ctx_term, wait for that thread.
+//  zmq_ctx_term for its context, wait for that thread.
 int
 shmipc__registry_close (void *handle)
 {
@@ -339,41 +347,58 @@ shmipc__registry_close (void *handle)
     pthread_mutex_lock (&s_lock);
     entry->next = s_closed;
     s_closed = entry;
-    bool start = !s_reaping;
-    s_reaping = true;
+    entry->reaping = true;
     pthread_mutex_unlock (&s_lock);
-    if (start) {
-        pthread_t thread;
-        pthread_attr_t attr;
-        pthread_attr_init (&attr);
-        pthread_attr_setdetachstate (&attr, PTHREAD_CREATE_DETACHED);
-        if (pthread_create (&thread, &attr, s_reaper, NULL)) {
-            //  No thread: the next call that can wait does the work
-            pthread_mutex_lock (&s_lock);
-            s_reaping = false;
-            pthread_mutex_unlock (&s_lock);
-        }
-        pthread_attr_destroy (&attr);
+    pthread_t thread;
+    pthread_attr_t attr;
+    pthread_attr_init (&attr);
+    pthread_attr_setdetachstate (&attr, PTHREAD_CREATE_DETACHED);
+    if (pthread_create (&thread, &attr, s_reaper, entry)) {
+        //  No thread: the next call that can wait does the work
+        pthread_mutex_lock (&s_lock);
+        entry->reaping = false;
+        pthread_mutex_unlock (&s_lock);
     }
+    pthread_attr_destroy (&attr);
     errno = saved;
     return rc;
 }
 
-//  Wait for the reaper to end, then end what it left (it could not start).
+//  Wait until the actors of every closed socket of context (every one, if
+//  all) have ended; end here those no reaper thread took.
 static void
-s_settle_reaper (void)
+s_settle (void *context, bool all)
 {
     pthread_mutex_lock (&s_lock);
-    while (s_reaping)
-        pthread_cond_wait (&s_reaped, &s_lock);
+    while (true) {
+        shmipc__entry_t *mine = NULL;
+        bool waiting = false;
+        for (shmipc__entry_t *entry = s_closed; entry; entry = entry->next)
+            if (all || entry->context == context) {
+                waiting = true;
+                if (!entry->reaping) {
+                    mine = entry;
+                    break;
+                }
+            }
+        if (!waiting)
+            break;
+        if (mine) {
+            mine->reaping = true;
+            pthread_mutex_unlock (&s_lock);
+            s_reap (mine);
+            pthread_mutex_lock (&s_lock);
+        }
+        else
+            pthread_cond_wait (&s_reaped, &s_lock);
+    }
     pthread_mutex_unlock (&s_lock);
-    s_reaper (NULL);
 }
 
 void
 shmipc__registry_end_context (void *context)
 {
-    s_settle_reaper ();
+    s_settle (context, false);
     while (true) {
         pthread_mutex_lock (&s_lock);
         shmipc__entry_t *entry = NULL;
@@ -445,8 +470,8 @@ shmipc__registry_last_endpoint (void *handle, void *value, size_t *size)
 static void
 s_at_exit (void)
 {
-    //  Sockets closed already: finish their actors, or wait for the reaper
-    s_settle_reaper ();
+    //  Sockets closed already: finish their actors, or wait for their reapers
+    s_settle (NULL, true);
     while (true) {
         pthread_mutex_lock (&s_lock);
         shmipc__entry_t *entry = s_entries;

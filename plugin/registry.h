@@ -24,6 +24,7 @@ typedef struct _shmipc__entry_t {
     zactor_t *actor;                //  Its actor; owned
     char inproc [SHMIPC__INPROC_MAX];   //  Its private inproc endpoint
     bool bound;                     //  The socket is bound to it
+    bool reaping;                   //  Closed: a reaper has its actor
     size_t capacity;                //  Ring bytes for new connections
     size_t max_peer_capacity;       //  Largest peer ring accepted (0: the
                                     //  channel's default)
@@ -35,8 +36,8 @@ typedef struct _shmipc__entry_t {
     char *native_last;              //  libzmq's ZMQ_LAST_ENDPOINT just
                                     //  after it: while that stays, ours is
                                     //  the latest; owned
-    struct _shmipc__entry_t *next;        //  Next in the registry, or in the
-                                    //  reaper's queue
+    struct _shmipc__entry_t *next;  //  Next in the registry, or among
+                                    //  the closed ones being ended
 } shmipc__entry_t;
 
 //  Return the entry for the libzmq socket handle, or NULL.
@@ -57,13 +58,14 @@ shmipc__entry_t *
     shmipc__registry_remove (void *handle);
 
 //  Close a libzmq socket (zmq_close), stopping its actor if it has one:
-//  STOP now, then the linger and the actor's end in the reaper thread.
+//  STOP now, then the linger and the actor's end in a reaper thread of
+//  its own.
 //  Returns what libzmq's zmq_close returns.
 int
     shmipc__registry_close (void *handle);
 
 //  Before libzmq terminates context (or shuts it down): wait for the
-//  reaper to finish the actors of its closed sockets (their bridges live
+//  reapers to finish the actors of its closed sockets (their bridges live
 //  in that context, and need it while they linger), then stop the actors
 //  of its sockets still open, each with its last known linger, so that no
 //  bridge of ours keeps the context waiting.

@@ -423,6 +423,54 @@ test_zmq_close_then_ctx_term_returns_and_leaves_nothing (void **state)
     pt_assert_baseline (baseline);
 }
 
+static void
+test_ctx_term_does_not_wait_for_another_contexts_linger (void **state)
+{
+    //  Context A's socket closes with linger -1 and data its peer does not
+    //  read yet: its actor lingers. Terminating context B meanwhile must
+    //  not wait for that, only for B's own sockets
+    tu_baseline_t baseline = pt_baseline ();
+    void *ctx_a = zmq_ctx_new ();
+    void *ctx_b = zmq_ctx_new ();
+    char endpoint [S_ENDPOINT_MAX];
+    pt_fresh (&pt_shm, endpoint, sizeof endpoint);
+    zsock_t *pull = s_zsock (ZMQ_PULL);
+    zsock_set_rcvhwm (pull, 1);
+    assert_int_equal (shmipc_bind (pull, "%s", endpoint), 0);
+    void *push = s_raw (ctx_a, ZMQ_PUSH);
+    int linger = -1;
+    assert_int_equal (zmq_setsockopt (push, ZMQ_LINGER, &linger, sizeof linger), 0);
+    assert_int_equal (shmipc_set_capacity (push, 4096), 0);
+    assert_int_equal (shmipc_connect (push, "%s", endpoint), 0);
+    //  More than the ring, the bridges and the pipes hold: some stays
+    //  with the lingering actor until pull reads
+    int sent = 0;
+    while (sent < 2000 && pt_send_tagged (push, "a", sent, 900, ZMQ_DONTWAIT) >= 0)
+        sent++;
+    assert_true (sent > 0);
+    assert_int_equal (zmq_close (push), 0);
+
+    void *other = s_raw (ctx_b, ZMQ_PULL);
+    char endpoint_b [S_ENDPOINT_MAX];
+    pt_fresh (&pt_shm, endpoint_b, sizeof endpoint_b);
+    assert_int_equal (shmipc_bind (other, "%s", endpoint_b), 0);
+    assert_int_equal (zmq_close (other), 0);
+    int64_t start = zclock_mono ();
+    s_term (ctx_b);
+    assert_true (zclock_mono () - start < PT_PATIENCE_MS);
+
+    //  Now read everything: A's actor finishes, and A terminates
+    for (long seq = 0; seq < sent; seq++) {
+        char tag [16];
+        long got = -1;
+        assert_int_equal (pt_recv_tagged (zsock_resolve (pull), tag, sizeof tag, &got), 0);
+        assert_int_equal (got, seq);
+    }
+    s_term (ctx_a);
+    zsock_destroy (&pull);
+    pt_assert_baseline (baseline);
+}
+
 //  --------------------------------------------------------------------------
 //  Errors
 
@@ -512,6 +560,7 @@ main (void)
         cmocka_unit_test (test_zsock_destroy_frees_everything_of_a_zsock_with_shm_endpoints),
         PT_TEST (test_zmq_close_then_ctx_term_returns_and_leaves_nothing, shm),
         PT_TEST (test_zmq_close_then_ctx_term_returns_and_leaves_nothing, shm_path),
+        cmocka_unit_test (test_ctx_term_does_not_wait_for_another_contexts_linger),
         cmocka_unit_test (test_connecting_to_the_shm_wildcard_fails_with_einval),
         cmocka_unit_test (test_relative_endpoint_too_long_once_resolved_fails),
     };
