@@ -13,5 +13,19 @@
 
 #include "shmipc.h"
 #include "interposed.h"
+#include "callers.h"
 
-SHMIPC__INTERPOSED_ALWAYS (SHMIPC__INTERPOSE)
+//  Define name as a call of ours; but a caller linked with a libzmq of its
+//  own (callers.h) gets that one's function, untouched.
+#define S_INTERPOSE(type, name, ours, field, fail, parameters, arguments) \
+    SHMIPC_EXPORT type name parameters;                                     \
+    type name parameters                                                    \
+    {                                                                       \
+        const shmipc__real_t *foreign =                                     \
+            shmipc__callers_foreign (__builtin_return_address (0), (void *) name); \
+        if (foreign)                                                        \
+            return foreign->field arguments;                                \
+        return ours arguments;                                              \
+    }
+
+SHMIPC__INTERPOSED_ALWAYS (S_INTERPOSE)
