@@ -23,9 +23,9 @@ s_endpoint_from (shmipc__actor_t *actor, bool bind)
     int type = 0, sndhwm = 0, rcvhwm = 0, ivl = 0, ivl_max = 0, immediate = 0;
     uint64_t capacity = 0, maxmsgsize = 0, max_peer_capacity = 0;
     int rc = zsock_recv (actor->pipe, SHMIPC__ATTACH_PICTURE, &name, &address,
-                         &inproc, &context, &routing_id, &routing_id_size, &type, &sndhwm, &rcvhwm,
-                         &ivl, &ivl_max, &immediate, &capacity, &maxmsgsize,
-                         &max_peer_capacity, &uids, &uids_size);
+                         &inproc, &context, &routing_id, &routing_id_size, &type,
+                         &sndhwm, &rcvhwm, &ivl, &ivl_max, &immediate, &capacity,
+                         &maxmsgsize, &max_peer_capacity, &uids, &uids_size);
     shmipc__endpoint_t *self = NULL;
     struct sockaddr_un addr;
     socklen_t addr_len;
