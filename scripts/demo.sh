@@ -2,15 +2,17 @@
 #   Set up, build and run the main demo: the echo pair (echo_server and
 #   echo_client, two unrelated processes) over shm://, ipc:// and
 #   tcp://127.0.0.1 in turn, the same messages each time, then one line per
-#   transport. The ratio compares with ipc://. Exits non-zero if a server or
-#   a client fails, or an echo does not match.
+#   transport. The ratio compares with ipc://. Then an unchanged Python
+#   program (examples/unchanged_echo.py, python3-zmq) over shm:// under
+#   the launcher, shmipc-run, and over ipc:// without it. Exits non-zero if
+#   a server or a client fails, or an echo does not match.
 #     DEMO_COUNT   messages per transport (default 200000)
 #     DEMO_SIZE    bytes per message (default 64; K and M suffixes)
 set -eu
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 cmake -S . -B build >/dev/null
-cmake --build build -j "$(nproc)" --target echo_server echo_client >/dev/null
+cmake --build build -j "$(nproc)" --target echo_server echo_client shmipc-preload >/dev/null
 server=build/examples/echo_server
 client=build/examples/echo_client
 count=${DEMO_COUNT:-200000}
@@ -97,3 +99,11 @@ done | awk '
         printf "%-8s %s msgs of %s B echoed: %11s msgs/s  %s\n", \
                $1 "://", $2, $3, commas($4), ratio
     }'
+
+#   The same transport for a program that knows nothing of shmipc
+echo ""
+echo "An unchanged Python program (python3-zmq), REQ/REP between two processes:"
+build/shmipc-run /usr/bin/python3 examples/unchanged_echo.py "shm://$tmp/py" 20000 \
+    || fail "unchanged_echo.py under shmipc-run"
+/usr/bin/python3 examples/unchanged_echo.py "ipc://$tmp/py.ipc" 20000 \
+    || fail "unchanged_echo.py over ipc://"
