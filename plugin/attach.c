@@ -13,17 +13,6 @@
 
 #include <limits.h>
 
-//  Return an int option of handle (0 if it cannot be read).
-static int
-s_int_option (void *handle, int option)
-{
-    int value = 0;
-    size_t size = sizeof value;
-    if (shmipc__real ()->getsockopt (handle, option, &value, &size))
-        value = 0;
-    return value;
-}
-
 //  Return where endpoint is: a relative path made absolute against the
 //  working directory now; otherwise endpoint itself (shm://*, absolute
 //  paths, abstract names). Fresh, or NULL with errno.
@@ -47,7 +36,7 @@ s_address (const char *endpoint)
 int
 shmipc__attach (void *handle, bool bind, const char *endpoint)
 {
-    int type = s_int_option (handle, ZMQ_TYPE);
+    int type = shmipc__int_option (handle, ZMQ_TYPE);
     if (!shmipc__type_supported (type)) {
         errno = ENOCOMPATPROTO;
         return -1;
@@ -79,14 +68,14 @@ shmipc__attach (void *handle, bool bind, const char *endpoint)
     size_t maxmsgsize_size = sizeof maxmsgsize;
     if (shmipc__real ()->getsockopt (handle, ZMQ_MAXMSGSIZE, &maxmsgsize, &maxmsgsize_size))
         maxmsgsize = -1;
-    entry->linger = s_int_option (handle, ZMQ_LINGER);
+    entry->linger = shmipc__int_option (handle, ZMQ_LINGER);
     SHMIPC__SEND (entry->actor, "s" SHMIPC_ACTOR_ATTACH_PICTURE,
                   bind ? "BIND" : "CONNECT", endpoint, address, entry->inproc,
                   entry->context, routing_id, routing_id_size, type,
-                  s_int_option (handle, ZMQ_SNDHWM), s_int_option (handle, ZMQ_RCVHWM),
-                  s_int_option (handle, ZMQ_RECONNECT_IVL),
-                  s_int_option (handle, ZMQ_RECONNECT_IVL_MAX),
-                  s_int_option (handle, ZMQ_IMMEDIATE), (uint64_t) entry->capacity,
+                  shmipc__int_option (handle, ZMQ_SNDHWM), shmipc__int_option (handle, ZMQ_RCVHWM),
+                  shmipc__int_option (handle, ZMQ_RECONNECT_IVL),
+                  shmipc__int_option (handle, ZMQ_RECONNECT_IVL_MAX),
+                  shmipc__int_option (handle, ZMQ_IMMEDIATE), (uint64_t) entry->capacity,
                   (uint64_t) (maxmsgsize > 0 ? maxmsgsize : 0),
                   (uint64_t) entry->max_peer_capacity,
                   (byte *) entry->uids.items, entry->uids.count * sizeof (uid_t));
@@ -108,7 +97,7 @@ shmipc__attach (void *handle, bool bind, const char *endpoint)
     //  The actor may have connected a bridge: attach it now, in the user's
     //  thread, as zmq_connect attaches its pipe at once (ZMQ_EVENTS makes
     //  the socket process its commands)
-    s_int_option (handle, ZMQ_EVENTS);
+    shmipc__int_option (handle, ZMQ_EVENTS);
     return 0;
 }
 
@@ -126,6 +115,6 @@ shmipc__detach (void *handle, bool bind, const char *endpoint)
     //  The bridges are gone, their pipes ended: let the socket see it now,
     //  as zmq_disconnect ends its own pipes at once, so the next send
     //  never goes to a connection that is no more
-    s_int_option (handle, ZMQ_EVENTS);
+    shmipc__int_option (handle, ZMQ_EVENTS);
     return 0;
 }

@@ -47,15 +47,6 @@ typedef struct _s_libzmq_t {
 } s_libzmq_t;
 static s_libzmq_t *s_libzmqs = NULL;
 
-//  Look name up through handle into the table; note if it is missing.
-#define S_FIND(field, name)                                                 \
-    do {                                                                    \
-        void *symbol = dlsym (handle, name);                                \
-        *(void **) &table->functions.field = symbol;                        \
-        if (!symbol)                                                        \
-            missing = true;                                                 \
-    } while (0)
-
 //  Work out the foreign libzmq of the object found, or NULL. Caller holds
 //  s_lock. The object stays loaded for as long as we remember it (its
 //  handle is kept): an address range in the cache never changes owner.
@@ -77,18 +68,7 @@ s_resolve (struct dl_find_object *found, void *self)
     s_libzmq_t *table = (s_libzmq_t *) calloc (1, sizeof *table);
     if (!table)
         return NULL;
-    bool missing = false;
-    S_FIND (socket, "zmq_socket");
-    S_FIND (close, "zmq_close");
-    S_FIND (bind, "zmq_bind");
-    S_FIND (connect, "zmq_connect");
-    S_FIND (unbind, "zmq_unbind");
-    S_FIND (disconnect, "zmq_disconnect");
-    S_FIND (getsockopt, "zmq_getsockopt");
-    S_FIND (ctx_term, "zmq_ctx_term");
-    S_FIND (ctx_shutdown, "zmq_ctx_shutdown");
-    S_FIND (ctx_destroy, "zmq_ctx_destroy");
-    S_FIND (term, "zmq_term");
+    bool missing = shmipc__real_fill (&table->functions, handle) > 0;
     if (missing) {
         //  Not a libzmq we can stand in front of: leave it to ours
         free (table);

@@ -2,10 +2,12 @@
     interposed - the libzmq names libshmipc and its preload library define
     in front of libzmq's, each as the shmipc_zmq_* call that does its work
 
-    One list, two users: interpose.c (inside libshmipc: what a program
-    linked with it needs for its own sockets to close, terminate and report
-    right) and preload.c (libshmipc-preload.so, for programs that cannot be
-    changed: the same, plus the endpoint calls that route shm://).
+    One list for every place that names them: interpose.c (inside
+    libshmipc: what a program linked with it needs for its own sockets to
+    close, terminate and report right), preload.c (libshmipc-preload.so,
+    for programs that cannot be changed: the same, plus the endpoint calls
+    that route shm://), and real.c (the tables of a libzmq's own functions,
+    the system one's and any private copy's).
     X (return type, libzmq's name, ours, the field of shmipc__real_t,
        what a failure returns, parameters, arguments)
     =========================================================================

@@ -6,6 +6,7 @@
 */
 
 #include "real.h"
+#include "interposed.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -15,23 +16,28 @@
 static shmipc__real_t s_real;
 static pthread_once_t s_once = PTHREAD_ONCE_INIT;
 
-//  Stand-ins for a function libzmq lacks: fail, never crash.
-static void *s_no_socket (void *context, int type) { errno = ENOSYS; return NULL; }
-static int s_no_call (void *object) { errno = ENOSYS; return -1; }
-static int s_no_endpoint (void *socket, const char *endpoint) { errno = ENOSYS; return -1; }
-static int
-s_no_getsockopt (void *socket, int option, void *value, size_t *size)
-{
-    errno = ENOSYS;
-    return -1;
-}
+//  Stand-ins for a function a libzmq lacks: fail with ENOSYS, never crash.
+#define S_STAND_IN(type, name, ours, field, fail, parameters, arguments)    \
+    static type s_no_##name parameters { errno = ENOSYS; return fail; }
+SHMIPC__INTERPOSED_ALWAYS (S_STAND_IN)
+SHMIPC__INTERPOSED_ENDPOINTS (S_STAND_IN)
 
-//  Look name up in libzmq, or take the stand-in.
-#define S_FIND(field, name, fallback)                                       \
-    do {                                                                    \
-        void *found = library ? dlsym (library, name) : NULL;               \
-        *(void **) &s_real.field = found ? found : (void *) (fallback);     \
-    } while (0)
+//  Look name up through handle into the table, or take its stand-in.
+#define S_LOOK_UP(type, name, ours, field, fail, parameters, arguments)     \
+    *(void **) &table->field = handle ? dlsym (handle, #name) : NULL;       \
+    if (!table->field) {                                                    \
+        table->field = s_no_##name;                                         \
+        missing++;                                                          \
+    }
+
+int
+shmipc__real_fill (shmipc__real_t *table, void *handle)
+{
+    int missing = 0;
+    SHMIPC__INTERPOSED_ALWAYS (S_LOOK_UP)
+    SHMIPC__INTERPOSED_ENDPOINTS (S_LOOK_UP)
+    return missing;
+}
 
 static void
 s_fill (void)
@@ -47,17 +53,7 @@ s_fill (void)
     if (!library && dladdr ((void *) zmq_version, &info) && info.dli_fname
     &&  dladdr ((void *) s_fill, &ours) && info.dli_fbase != ours.dli_fbase)
         library = dlopen (info.dli_fname, RTLD_LAZY | RTLD_NOLOAD);
-    S_FIND (socket, "zmq_socket", s_no_socket);
-    S_FIND (close, "zmq_close", s_no_call);
-    S_FIND (bind, "zmq_bind", s_no_endpoint);
-    S_FIND (connect, "zmq_connect", s_no_endpoint);
-    S_FIND (unbind, "zmq_unbind", s_no_endpoint);
-    S_FIND (disconnect, "zmq_disconnect", s_no_endpoint);
-    S_FIND (getsockopt, "zmq_getsockopt", s_no_getsockopt);
-    S_FIND (ctx_term, "zmq_ctx_term", s_no_call);
-    S_FIND (ctx_shutdown, "zmq_ctx_shutdown", s_no_call);
-    S_FIND (ctx_destroy, "zmq_ctx_destroy", s_no_call);
-    S_FIND (term, "zmq_term", s_no_call);
+    shmipc__real_fill (&s_real, library);
     //  The handle stays open: libzmq stays for as long as we call into it
 }
 
@@ -66,4 +62,14 @@ shmipc__real (void)
 {
     pthread_once (&s_once, s_fill);
     return &s_real;
+}
+
+int
+shmipc__int_option (void *socket, int option)
+{
+    int value = 0;
+    size_t size = sizeof value;
+    if (shmipc__real ()->getsockopt (socket, option, &value, &size))
+        value = 0;
+    return value;
 }

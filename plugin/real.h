@@ -35,4 +35,16 @@ typedef struct {
 const shmipc__real_t *
     shmipc__real (void);
 
+//  Fill table with the functions of the libzmq that handle (from dlopen)
+//  reaches, by their libzmq names; each one not found (or every one, if
+//  handle is NULL) becomes a stand-in that fails with ENOSYS. Returns how
+//  many were not found.
+int
+    shmipc__real_fill (shmipc__real_t *table, void *handle);
+
+//  Return an int option of a libzmq socket, read with libzmq's own
+//  getsockopt (0 if it cannot be read).
+int
+    shmipc__int_option (void *socket, int option);
+
 #endif

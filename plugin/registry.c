@@ -270,29 +270,25 @@ shmipc__entry_stop_begin (shmipc__entry_t *entry)
     shmipc__actor_wait (entry->actor);
 }
 
-//  Then, once the user's socket is closed (with a linger, what it still
-//  held has flowed into the bridges), let the actor move that into the
-//  rings for up to linger ms, stop it and free the entry.
-void
-shmipc__entry_stop_end (shmipc__entry_t *entry, int linger)
+//  Once the user's socket is closed (with a linger, what it still held has
+//  flowed into the bridges), let the actor move that into the rings for up
+//  to linger ms, then end it.
+static void
+s_end_actor (shmipc__entry_t *entry, int linger)
 {
     if (linger != 0) {
         SHMIPC__SEND (entry->actor, "si", "LINGER", linger);
         shmipc__actor_wait (entry->actor);
     }
     zactor_destroy (&entry->actor);
-    s_entry_free (entry);
 }
 
-//  Return the socket's ZMQ_LINGER.
-static int
-s_linger (void *handle)
+//  Then: the actor's end (above), and the entry freed.
+void
+shmipc__entry_stop_end (shmipc__entry_t *entry, int linger)
 {
-    int linger = 0;
-    size_t size = sizeof linger;
-    if (zmq_getsockopt (handle, ZMQ_LINGER, &linger, &size))
-        linger = 0;
-    return linger;
+    s_end_actor (entry, linger);
+    s_entry_free (entry);
 }
 
 //  End a closed socket's actor: its linger, then the actor. The entry is
@@ -300,11 +296,7 @@ s_linger (void *handle)
 static void
 s_reap (shmipc__entry_t *entry)
 {
-    if (entry->linger != 0) {
-        SHMIPC__SEND (entry->actor, "si", "LINGER", entry->linger);
-        shmipc__actor_wait (entry->actor);
-    }
-    zactor_destroy (&entry->actor);
+    s_end_actor (entry, entry->linger);
     pthread_mutex_lock (&s_lock);
     for (shmipc__entry_t **link = &s_closed; *link; link = &(*link)->next)
         if (*link == entry) {
@@ -340,7 +332,7 @@ shmipc__registry_close (void *handle)
     shmipc__entry_t *entry = handle ? shmipc__registry_remove (handle) : NULL;
     if (!entry)
         return real->close (handle);
-    entry->linger = s_linger (handle);
+    entry->linger = shmipc__int_option (handle, ZMQ_LINGER);
     shmipc__entry_stop_begin (entry);
     int rc = real->close (handle);
     int saved = errno;
@@ -419,15 +411,26 @@ shmipc__registry_end_context (void *context)
     }
 }
 
+//  Read libzmq's own ZMQ_LAST_ENDPOINT of handle into native (S_NATIVE_MAX
+//  bytes, terminated). Returns 0, or -1 (native is then empty).
+#define S_NATIVE_MAX 512
+static int
+s_native_last (void *handle, char *native)
+{
+    size_t size = S_NATIVE_MAX;
+    int rc = shmipc__real ()->getsockopt (handle, ZMQ_LAST_ENDPOINT, native, &size);
+    if (rc)
+        native [0] = 0;
+    native [S_NATIVE_MAX - 1] = 0;
+    return rc;
+}
+
 void
 shmipc__registry_set_last (shmipc__entry_t *entry, char *endpoint)
 {
     //  What libzmq says now: while it says the same, ours is the latest
-    char native [512] = "";
-    size_t size = sizeof native;
-    if (shmipc__real ()->getsockopt (entry->handle, ZMQ_LAST_ENDPOINT, native, &size))
-        native [0] = 0;
-    native [sizeof native - 1] = 0;
+    char native [S_NATIVE_MAX];
+    s_native_last (entry->handle, native);
     pthread_mutex_lock (&s_lock);
     free (entry->last_endpoint);
     free (entry->native_last);
@@ -439,11 +442,9 @@ shmipc__registry_set_last (shmipc__entry_t *entry, char *endpoint)
 int
 shmipc__registry_last_endpoint (void *handle, void *value, size_t *size)
 {
-    char native [512] = "";
-    size_t native_size = sizeof native;
-    if (shmipc__real ()->getsockopt (handle, ZMQ_LAST_ENDPOINT, native, &native_size))
+    char native [S_NATIVE_MAX];
+    if (s_native_last (handle, native))
         return 1;
-    native [sizeof native - 1] = 0;
     int rc = 1;
     pthread_mutex_lock (&s_lock);
     shmipc__entry_t *entry = s_find (handle);
@@ -480,7 +481,7 @@ s_at_exit (void)
         pthread_mutex_unlock (&s_lock);
         if (!entry)
             break;
-        int linger = s_linger (entry->handle);
+        int linger = shmipc__int_option (entry->handle, ZMQ_LINGER);
         shmipc__entry_stop_begin (entry);
         shmipc__entry_stop_end (entry, linger);
     }
