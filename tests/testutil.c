@@ -22,32 +22,15 @@
 #include <time.h>
 #include <unistd.h>
 
-//  Which tool we were built with: gcc says __SANITIZE_*__, clang
-//  __has_feature (*_sanitizer).
-#if defined (__SANITIZE_THREAD__)
-#   define S_UNDER_TSAN
-#endif
-#if defined (__SANITIZE_ADDRESS__)
-#   define S_UNDER_ASAN
-#endif
-#if defined (__has_feature)
-#   if __has_feature (thread_sanitizer) && !defined (S_UNDER_TSAN)
-#       define S_UNDER_TSAN
-#   endif
-#   if __has_feature (address_sanitizer) && !defined (S_UNDER_ASAN)
-#       define S_UNDER_ASAN
-#   endif
-#endif
-
 //  ThreadSanitizer maps shadow memory for new regions as it goes, and so
 //  does valgrind's heap: under them the baselines count our segments alone
 //  among the mappings. TSan also starts its symbolizer (two pipes) at its
 //  first report, suppressed ones included: we start it before the first
 //  baseline.
-#ifdef S_UNDER_TSAN
+#ifdef TU_UNDER_TSAN
 #   include <sanitizer/common_interface_defs.h>
 #endif
-#if defined (S_UNDER_TSAN) || defined (SHMIPC_UNDER_VALGRIND)
+#if defined (TU_UNDER_TSAN) || defined (SHMIPC_UNDER_VALGRIND)
 #   define S_COUNT_MEMFD_MAPS
 #endif
 
@@ -138,7 +121,7 @@ s_warm_allocator (void)
     if (warmed)
         return;
     warmed = true;
-#ifdef S_UNDER_TSAN
+#ifdef TU_UNDER_TSAN
     char symbol [128];
     __sanitizer_symbolize_pc ((void *) (uintptr_t) &s_warm_allocator, "%f", symbol,
                               sizeof symbol);
@@ -210,7 +193,7 @@ tu_settle_allocator (void)
 bool
 tu_under_asan (void)
 {
-#ifdef S_UNDER_ASAN
+#ifdef TU_UNDER_ASAN
     return true;
 #else
     return false;
@@ -220,7 +203,7 @@ tu_under_asan (void)
 bool
 tu_under_tsan (void)
 {
-#ifdef S_UNDER_TSAN
+#ifdef TU_UNDER_TSAN
     return true;
 #else
     return false;

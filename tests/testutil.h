@@ -18,6 +18,8 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+
+#include "testutil_tools.h"
 #include <sys/types.h>
 
 #include "shmipc_channel.h"
@@ -162,8 +164,5 @@ int tu_child_finish (tu_child_t *child, int sig);
 //  For a helper program, first thing in main: die with the test that
 //  started us. Returns false if that test is gone already (exit then).
 bool tu_child_init (void);
-
-//  For a helper program: print one line on stdout (newline added), at once.
-void tu_say (const char *format, ...) __attribute__ ((format (printf, 1, 2)));
 
 #endif

@@ -51,15 +51,6 @@ pt_assert_baseline (tu_baseline_t baseline)
     tu_assert_baseline (baseline);
 }
 
-//  A thread that allocates a little, then waits for all the others.
-static void *
-s_warm_thread (void *args)
-{
-    free (malloc (100));
-    pthread_barrier_wait ((pthread_barrier_t *) args);
-    return NULL;
-}
-
 void
 pt_warm_up (void)
 {
@@ -80,16 +71,7 @@ pt_warm_up (void)
     //  glibc keeps up to 40 MiB of stacks of ended threads mapped, and ASan
     //  keeps what it made for as many threads as ever ran at once: more
     //  threads at once than any test runs (one actor per socket)
-    pthread_t threads [S_WARM_THREADS];
-    pthread_barrier_t barrier;
-    pthread_barrier_init (&barrier, NULL, S_WARM_THREADS + 1);
-    for (int index = 0; index < S_WARM_THREADS; index++)
-        assert_int_equal (pthread_create (&threads [index], NULL, s_warm_thread,
-                                          &barrier), 0);
-    pthread_barrier_wait (&barrier);
-    for (int index = 0; index < S_WARM_THREADS; index++)
-        pthread_join (threads [index], NULL);
-    pthread_barrier_destroy (&barrier);
+    assert_int_equal (tu_warm_threads (S_WARM_THREADS), 0);
     tu_settle_allocator ();
 }
 

@@ -206,14 +206,3 @@ tu_child_init (void)
     prctl (PR_SET_PDEATHSIG, SIGKILL);
     return getppid () != 1;
 }
-
-void
-tu_say (const char *format, ...)
-{
-    va_list args;
-    va_start (args, format);
-    vprintf (format, args);
-    va_end (args);
-    printf ("\n");
-    fflush (stdout);
-}

@@ -209,7 +209,7 @@ s_role_push (const char *endpoint, const char *tag, int count, size_t size)
     for (int seq = 0; seq < count; seq++)
         s_send_seq (push, tag, seq, size);
     su_expect_shared_memory (0, "a pushing peer, connected");
-    su_say ("sent %d", count);
+    tu_say ("sent %d", count);
     su_wait_parent ();
     su_stage ("zsock_destroy with linger -1");
     zsock_destroy (&push);
@@ -254,7 +254,7 @@ s_role_workers (const char *endpoint, int total)
         snprintf (line + strlen (line), sizeof line - strlen (line), " %d", served [index]);
         zsock_destroy (&workers [index]);
     }
-    su_say ("%s", line);
+    tu_say ("%s", line);
     return 0;
 }
 
@@ -273,7 +273,7 @@ s_role_exit_live_push (const char *endpoint, int count, size_t size)
     for (int seq = 0; seq < count; seq++)
         s_send_seq (push, "L", seq, size);
     su_expect_shared_memory (0, "the exiting peer, connected");
-    su_say ("sent %d", count);
+    tu_say ("sent %d", count);
     su_stage ("exit with a live shm:// socket");
     return 0;                   //  The socket stays live: that's the point
 }
@@ -652,7 +652,7 @@ s_case_wildcard_child (void)
     su_assert (!su_exists (other_path) && !su_exists (other_parent),
                "after zsock_destroy, %s or its directory is still there", other_path);
     zsock_destroy (&pull);
-    su_say ("shm://* bound at %s, a peer connected to it, unbind and destroy removed "
+    tu_say ("shm://* bound at %s, a peer connected to it, unbind and destroy removed "
             "file and directory", last);
     free (parent);
     free (other_parent);

@@ -181,15 +181,15 @@ s_role_linger_pull (const char *endpoint, int count, size_t size, int delay)
     s_set_int (pull, ZMQ_RCVHWM, S_HWM);
     s_set_int (pull, ZMQ_SNDHWM, S_HWM);
     s_bind (pull, endpoint);
-    su_say ("bound");
+    tu_say ("bound");
     su_sleep_ms (delay);
-    su_say ("reading %lld", (long long) su_now_ms ());
+    tu_say ("reading %lld", (long long) su_now_ms ());
     for (int seq = 0; seq < count; seq++) {
         s_expect_seq (pull, seq, size);
         if (seq == 0)
             su_expect_shared_memory (0, "the receiver, its sender in zmq_ctx_term");
     }
-    su_say ("got %d", count);
+    tu_say ("got %d", count);
     su_assert (zmq_close (pull) == 0, "zmq_close: %s", zmq_strerror (errno));
     su_assert (zmq_ctx_term (ctx) == 0, "zmq_ctx_term: %s", zmq_strerror (errno));
     return 0;

@@ -26,23 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
-//  Which tool we were built with: gcc says __SANITIZE_*__, clang
-//  __has_feature (*_sanitizer)
-#if defined (__SANITIZE_THREAD__)
-#   define S_UNDER_TSAN
-#endif
-#if defined (__SANITIZE_ADDRESS__)
-#   define S_UNDER_ASAN
-#endif
-#if defined (__has_feature)
-#   if __has_feature (thread_sanitizer) && !defined (S_UNDER_TSAN)
-#       define S_UNDER_TSAN
-#   endif
-#   if __has_feature (address_sanitizer) && !defined (S_UNDER_ASAN)
-#       define S_UNDER_ASAN
-#   endif
-#endif
-#ifdef S_UNDER_TSAN
+#ifdef TU_UNDER_TSAN
 #   include <sanitizer/common_interface_defs.h>
 #endif
 
@@ -142,7 +126,7 @@ su_fail (const char *format, ...)
 bool
 su_under_tsan (void)
 {
-#ifdef S_UNDER_TSAN
+#ifdef TU_UNDER_TSAN
     return true;
 #else
     return false;
@@ -210,27 +194,10 @@ su_counts (void)
     return counts;
 }
 
-static void *
-s_warm_thread (void *args)
-{
-    free (malloc (100));
-    pthread_barrier_wait ((pthread_barrier_t *) args);
-    return NULL;
-}
-
 void
 su_warm_up (void)
 {
-    pthread_t threads [S_WARM_THREADS];
-    pthread_barrier_t barrier;
-    pthread_barrier_init (&barrier, NULL, S_WARM_THREADS + 1);
-    for (int index = 0; index < S_WARM_THREADS; index++)
-        su_assert (pthread_create (&threads [index], NULL, s_warm_thread, &barrier) == 0,
-                   "pthread_create failed");
-    pthread_barrier_wait (&barrier);
-    for (int index = 0; index < S_WARM_THREADS; index++)
-        pthread_join (threads [index], NULL);
-    pthread_barrier_destroy (&barrier);
+    su_assert (tu_warm_threads (S_WARM_THREADS) == 0, "pthread_create failed");
 }
 
 //  glibc frees cached stacks beyond its limit only when a stack is cached,
@@ -240,14 +207,7 @@ su_warm_up (void)
 static void
 s_trim_stack_cache (void)
 {
-    pthread_t thread;
-    pthread_barrier_t barrier;
-    pthread_barrier_init (&barrier, NULL, 2);
-    su_assert (pthread_create (&thread, NULL, s_warm_thread, &barrier) == 0,
-               "pthread_create failed");
-    pthread_barrier_wait (&barrier);
-    pthread_join (thread, NULL);
-    pthread_barrier_destroy (&barrier);
+    su_assert (tu_warm_threads (1) == 0, "pthread_create failed");
 }
 
 //  The whole of /proc/self/maps (a new string), for what a failure prints
@@ -274,7 +234,7 @@ static char *s_base_maps;
 su_counts_t
 su_settled_counts (void)
 {
-#ifdef S_UNDER_TSAN
+#ifdef TU_UNDER_TSAN
     //  TSan starts its symbolizer (two pipes) at its first report,
     //  suppressed ones too: before the baseline, not after
     char symbol [128];
@@ -342,7 +302,7 @@ s_print_left (void)
 void
 su_expect_counts (su_counts_t base, const char *after)
 {
-#if defined (S_UNDER_TSAN) || defined (S_UNDER_ASAN)
+#if defined (TU_UNDER_TSAN) || defined (TU_UNDER_ASAN)
     //  The runtime's own mappings come and go: count the segments only
     base.maps = INT_MAX;
 #endif
@@ -597,17 +557,6 @@ su_child_reap (su_child_t *child)
     su_assert (WEXITSTATUS (status) == 0,
                "helper %d failed, exit status %d (its message is above)", (int) pid,
                WEXITSTATUS (status));
-}
-
-void
-su_say (const char *format, ...)
-{
-    va_list args;
-    va_start (args, format);
-    vprintf (format, args);
-    va_end (args);
-    printf ("\n");
-    fflush (stdout);
 }
 
 void

@@ -14,6 +14,8 @@
 #ifndef SWAP_UTIL_H_INCLUDED
 #define SWAP_UTIL_H_INCLUDED
 
+#include "testutil_tools.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -139,9 +141,6 @@ void su_child_release (su_child_t *child);
 //  Release the child and wait for it: it must exit with status 0 within
 //  SU_TIMEOUT_MS, else fail (a child that hangs is killed).
 void su_child_reap (su_child_t *child);
-
-//  In a helper: print one line on stdout, at once.
-void su_say (const char *format, ...) __attribute__ ((format (printf, 1, 2)));
 
 //  In a helper: wait until the parent releases us (end of stdin); fail
 //  after SU_TIMEOUT_MS.
