@@ -195,6 +195,24 @@ s_shm_wait (void)
     s_shm_note ();
 }
 
+//  Stop a zmq_proxy_steerable through its control socket, from the thread
+//  that reads its capture socket. Some libzmq versions (4.3.4) copy control
+//  commands to the capture socket too: read on until the main thread, past
+//  the proxy, says END, so the proxy never waits on a capture socket
+//  nobody reads.
+static inline void
+s_proxy_stop (void *control, void *capture)
+{
+    s_check (s_send (control, "TERMINATE"));
+    while (true) {
+        char *frame = s_recv_must (capture, "END from the main thread");
+        bool end = strcmp (frame, "END") == 0;
+        free (frame);
+        if (end)
+            break;
+    }
+}
+
 //  Print the proof line the driver checks; a process that had peers and
 //  saw no shared memory failed
 static inline void

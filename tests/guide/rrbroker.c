@@ -41,17 +41,7 @@ s_monitor (void *context)
     }
     if (requests != s_requests)
         s_fail ("%d requests passed for %d replies", requests, replies);
-    s_check (s_send (control, "TERMINATE"));
-    //  Some libzmq versions (4.3.4) copy control commands to the capture
-    //  socket too: read on until the main thread, past the proxy, says END,
-    //  so the proxy never waits on a capture socket nobody reads
-    while (true) {
-        char *frame = s_recv_must (capture, "END from the main thread");
-        bool end = strcmp (frame, "END") == 0;
-        free (frame);
-        if (end)
-            break;
-    }
+    s_proxy_stop (control, capture);
     zmq_close (capture);
     zmq_close (control);
     return NULL;
