@@ -905,9 +905,6 @@ main (int argc, char *argv [])
 {
     const char *name = argc > 1 ? argv [1] : "";
     su_init (S_PROGRAM, name);
-    if (!getenv ("LD_PRELOAD") || !strstr (getenv ("LD_PRELOAD"), "shmipc"))
-        fprintf (stderr, "swap_czmq %s: LD_PRELOAD names no shmipc library: "
-                 "run under shmipc-run\n", name);
     //  Helper roles
     if (streq (name, "push") && argc == 6)
         return s_role_push (argv [2], argv [3], atoi (argv [4]), (size_t) atol (argv [5]));

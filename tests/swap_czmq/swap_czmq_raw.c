@@ -338,9 +338,6 @@ main (int argc, char *argv [])
 {
     const char *name = argc > 1 ? argv [1] : "";
     su_init (S_PROGRAM, name);
-    if (!getenv ("LD_PRELOAD") || !strstr (getenv ("LD_PRELOAD"), "shmipc"))
-        fprintf (stderr, "swap_czmq_raw %s: LD_PRELOAD names no shmipc library: "
-                 "run under shmipc-run\n", name);
     if (streq (name, "linger-pull") && argc == 6)
         return s_role_linger_pull (argv [2], atoi (argv [3]), (size_t) atol (argv [4]),
                                    atoi (argv [5]));

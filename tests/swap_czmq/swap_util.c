@@ -100,6 +100,10 @@ su_init (const char *program, const char *role)
     signal (SIGALRM, s_watchdog);
     signal (SIGPIPE, SIG_IGN);
     alarm (SU_WATCHDOG_S);
+    const char *preload = getenv ("LD_PRELOAD");
+    if (!preload || !strstr (preload, "shmipc"))
+        fprintf (stderr, "%s %s: LD_PRELOAD names no shmipc library: "
+                 "run under shmipc-run\n", program, role);
 }
 
 void

@@ -37,6 +37,8 @@
 //  First thing in main (and in a forked child): name this process in
 //  messages ("PROGRAM ROLE") and arm the watchdog, which ends a process
 //  stuck anywhere (zmq_ctx_term, exit...) with a message and status 3.
+//  Says so on stderr if LD_PRELOAD names no shmipc library (not run under
+//  shmipc-run: the cases will fail, and this says why).
 void su_init (const char *program, const char *role);
 
 //  Say what we are doing now, for failure and watchdog messages. stage
