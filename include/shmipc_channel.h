@@ -29,6 +29,10 @@ extern "C" {
 
 typedef struct _shmipc_channel_t shmipc_channel_t;
 
+//  A frame of the peer's ring kept in place after recv_done (see
+//  shmipc_channel_hold).
+typedef struct _shmipc_hold_t shmipc_hold_t;
+
 //  Roles: exactly one side of a channel is the server. The client speaks
 //  first; the server answers only a client HELLO it accepted.
 #define SHMIPC_CLIENT 0
@@ -201,6 +205,22 @@ SHMIPC_EXPORT int
 //  goes back to the writer. Does nothing if no message is held.
 SHMIPC_EXPORT void
     shmipc_channel_recv_done (shmipc_channel_t *self);
+
+//  Keep frame index of the message from shmipc_channel_recv_view where it
+//  is after recv_done (zero-copy receive): its bytes stay mapped, and the
+//  peer's writer steps over them, until shmipc_hold_release. The rest of
+//  the ring flows on meanwhile. The bytes are still the peer's: it can
+//  change them while you read (trust it, or copy). Returns the hold, or
+//  NULL with errno: ENOBUFS (at most 64 holds and a quarter of the ring at
+//  once: copy the frame instead), EAGAIN (the frame is a private copy, not
+//  in the ring), EINVAL (no such frame).
+SHMIPC_EXPORT shmipc_hold_t *
+    shmipc_channel_hold (shmipc_channel_t *self, size_t index);
+
+//  Give a held frame back. Any thread, also after the channel is
+//  destroyed (the last hold then unmaps its segments). NULL does nothing.
+SHMIPC_EXPORT void
+    shmipc_hold_release (shmipc_hold_t *hold);
 
 //  Receive every pending message, up to max, into msgs [] (new messages the
 //  caller destroys). Without SHMIPC_DONTWAIT waits for the first. Returns the

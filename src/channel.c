@@ -149,8 +149,8 @@ shmipc_channel_destroy (shmipc_channel_t **self_p)
         shmipc__channel_link_destroy (&self->link);
         shmipc__channel_tx_destroy (&self->tx);
         shmipc__channel_rx_destroy (&self->rx);
-        shmipc_segment_destroy (&self->own);
-        shmipc_segment_destroy (&self->peer);
+        //  Frames still held keep the segments mapped until released
+        shmipc__holds_close (&self->rx.holds, &self->own, &self->peer);
         free (self);
         *self_p = NULL;
     }
@@ -222,6 +222,12 @@ s_accept_hello (shmipc_channel_t *self, const uint8_t *buffer, size_t size, int 
             return shmipc__channel_link_break (link, EPROTO, "peer ring indices not at start");
         return shmipc__channel_link_break (link, ENOMEM, "out of memory");
     }
+    //  Records the peer holds in our ring (we step over them), and the
+    //  table where we list those we hold in its ring
+    shmipc_ring_set_holds (self->tx.ring, &peer_ctl->holds);
+    self->rx.holds = shmipc__holds_new (&own_ctl->holds, self->rx.capacity);
+    if (!self->rx.holds)
+        return shmipc__channel_link_break (link, ENOMEM, "out of memory");
     //  A ring that fills its segment's data area is mirrored with it: every
     //  record then lies in one piece, read in place (nothing that wraps is
     //  copied twice)
@@ -439,6 +445,13 @@ shmipc_channel_recv_done (shmipc_channel_t *self)
 {
     assert (self);
     shmipc__channel_rx_recv_done (&self->rx);
+}
+
+shmipc_hold_t *
+shmipc_channel_hold (shmipc_channel_t *self, size_t index)
+{
+    assert (self);
+    return shmipc__channel_rx_hold (&self->rx, index);
 }
 
 int

@@ -131,7 +131,10 @@ s_assemble_copy (shmipc__channel_rx_t *self)
 static int
 s_grow_views (shmipc__channel_rx_t *self)
 {
-    if (shmipc__grow ((void **) &self->views, &self->view_slots, self->nviews + 1,
+    size_t at_slots = self->view_slots;
+    if (shmipc__grow ((void **) &self->view_at, &at_slots, self->nviews + 1,
+                      sizeof *self->view_at)
+    ||  shmipc__grow ((void **) &self->views, &self->view_slots, self->nviews + 1,
                       sizeof *self->views))
         return shmipc__channel_link_break (self->link, ENOMEM, "out of memory");
     return 0;
@@ -181,6 +184,7 @@ s_find_message (shmipc__channel_rx_t *self)
             }
             if (s_grow_views (self))
                 return -1;
+            self->view_at [self->nviews] = record.at;
             self->views [self->nviews++] = (shmipc_frame_t) {
                 .data = record.size ? record.part [0] : NULL, .size = record.size };
             content += record.size;
@@ -340,6 +344,23 @@ shmipc__channel_rx_recv_done (shmipc__channel_rx_t *self)
     //  ready is still the caller's to receive
     if (self->view_held)
         s_done (self);
+}
+
+shmipc_hold_t *
+shmipc__channel_rx_hold (shmipc__channel_rx_t *self, size_t index)
+{
+    if (!self->view_held || index >= self->nviews) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (self->ready != SHMIPC__IN_RING || !self->holds || self->views [index].size == 0) {
+        errno = EAGAIN;
+        return NULL;
+    }
+    //  Its space is still unreleased (released at recv_done at the
+    //  earliest): the hold is in the table before the writer can reuse it
+    return shmipc__holds_take (self->holds, self->view_at [index],
+                               shmipc_ring_record_size (self->views [index].size));
 }
 
 int

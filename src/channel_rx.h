@@ -15,6 +15,7 @@
 #define SHMIPC_CHANNEL_RX_H_INCLUDED
 
 #include "channel_waiter.h"
+#include "holds.h"
 #include "shmipc_ring.h"
 
 #include <stdlib.h>
@@ -41,7 +42,11 @@ typedef struct {
     shmipc__ready_t ready;                  //  Where the ready message is
     shmipc_frame_t *views;                  //  Its frames; owned
     size_t nviews;                          //  How many
-    size_t view_slots;                      //  Room in views []
+    size_t view_slots;                      //  Room in views [] and view_at []
+    uint64_t *view_at;                      //  IN_RING: each view's record
+                                            //  index (header); owned
+    shmipc__holds_t *holds;                 //  Frames lent out in place;
+                                            //  owned (channel.c makes it)
     bool view_held;                         //  Handed out by recv_view and
                                             //  not yet done
     uint64_t stat_msgs_received;            //  Counter: messages delivered
@@ -61,6 +66,8 @@ shmipc__channel_rx_destroy (shmipc__channel_rx_t *self)
     shmipc_msg_destroy (&self->partial);
     free (self->views);
     self->views = NULL;
+    free (self->view_at);
+    self->view_at = NULL;
 }
 
 //  Make a whole message ready if one is there, arming the rx flag when
@@ -88,6 +95,8 @@ int
                                   int flags);
 void
     shmipc__channel_rx_recv_done (shmipc__channel_rx_t *self);
+shmipc_hold_t *
+    shmipc__channel_rx_hold (shmipc__channel_rx_t *self, size_t index);
 int
     shmipc__channel_rx_recv_into (shmipc__channel_rx_t *self, shmipc_msg_t *msg,
                                   int flags);

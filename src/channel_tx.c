@@ -85,23 +85,54 @@ s_record_bytes (const struct iovec *frames, size_t nframes)
     return total;
 }
 
+//  Return the bytes the message takes written from our cursor now: its
+//  records and any padding over records the reader holds (as the last
+//  look at the space saw them), or more than the ring if no place will do.
+static uint64_t
+s_message_bytes (shmipc__channel_tx_t *self, const struct iovec *frames, size_t nframes)
+{
+    uint64_t start = shmipc_ring_cursor (self->ring);
+    uint64_t at = start;
+    for (size_t index = 0; index < nframes; index++) {
+        uint64_t pad = shmipc_ring_pad (self->ring, at, frames [index].iov_len);
+        if (pad > self->capacity)
+            return pad;
+        at += pad + shmipc_ring_record_size (frames [index].iov_len);
+    }
+    return at - start;
+}
+
 //  What s_wait_space waits for.
 typedef struct {
     shmipc__channel_tx_t *self;             //  The transmit side
     uint64_t need;                          //  Bytes of space wanted
+    const struct iovec *frames;             //  Or room for this message,
+    size_t nframes;                         //  written whole (frames set)
+    bool scattered;                         //  Set if records the reader
+                                            //  holds leave no place for it
 } s_space_t;
 
-//  Check for space: 1 enough, 0 not yet, -1 (EPROTO, EPIPE, broken).
+//  Check for space: 1 enough (or scattered), 0 not yet, -1 (EPROTO,
+//  EPIPE, broken).
 static int
 s_check_space (void *arg)
 {
     s_space_t *space_for = (s_space_t *) arg;
-    int64_t space = shmipc__channel_tx_space (space_for->self);
+    shmipc__channel_tx_t *self = space_for->self;
+    int64_t space = shmipc__channel_tx_space (self);
     if (space < 0)
         return -1;
+    if (space_for->frames) {
+        //  Where it goes depends on what the reader holds now
+        space_for->need = s_message_bytes (self, space_for->frames, space_for->nframes);
+        if (space_for->need > self->capacity) {
+            space_for->scattered = true;
+            return 1;
+        }
+    }
     if ((uint64_t) space >= space_for->need)
         return 1;
-    return shmipc__channel_link_check_send (space_for->self->link);
+    return shmipc__channel_link_check_send (self->link);
 }
 
 //  We must wait. Whatever the reader should see must be visible first (a
@@ -116,22 +147,30 @@ s_prepare_wait (void *arg)
     self->release (self->release_arg);
 }
 
-//  Wait for at least need bytes of space, or fail: EAGAIN (non-blocking or
-//  timed out: want remembers need), EINTR, EPIPE (peer gone), EPROTO.
+//  Wait for space_for->need bytes of space (or, frames set, for room for
+//  the message), or fail: EAGAIN (non-blocking or timed out: want
+//  remembers the need), EINTR, EPIPE (peer gone), EPROTO.
 static int
-s_wait_space (shmipc__channel_tx_t *self, uint64_t need, int flags)
+s_wait (shmipc__channel_tx_t *self, s_space_t *space_for, int flags)
 {
-    s_space_t space_for = { .self = self, .need = need };
-    s_show_need (self, need);
+    s_show_need (self, space_for->need);
     if (shmipc__channel_waiter_wait_until (self->waiter, SHMIPC__DIR_TX,
-                                           s_check_space, s_prepare_wait, &space_for,
+                                           s_check_space, s_prepare_wait, space_for,
                                            self->sndtimeo, flags)) {
         if (errno == EAGAIN)
-            self->want = need;
+            self->want = space_for->need;
         return -1;
     }
     self->want = 0;
     return 0;
+}
+
+//  Wait for at least need bytes of space (see s_wait).
+static int
+s_wait_space (shmipc__channel_tx_t *self, uint64_t need, int flags)
+{
+    s_space_t space_for = { .self = self, .need = need };
+    return s_wait (self, &space_for, flags);
 }
 
 //  Write an oversize message in chunks, as space allows, resuming from
@@ -154,7 +193,15 @@ s_stream (shmipc__channel_tx_t *self, const struct iovec *frames, size_t nframes
         int64_t space = shmipc__channel_tx_space (self);
         if (space < 0)
             return -1;
-        size_t room = (size_t) space - SHMIPC_RECORD_HEADER;
+        //  Up to the first record the reader holds, past any at the cursor
+        uint64_t pad;
+        size_t room = shmipc_ring_room (self->ring, (uint64_t) space, &pad);
+        if (room == 0) {
+            //  Held records fill what is free: wait for more than that
+            if (s_wait_space (self, pad + shmipc_ring_record_size (1), flags))
+                return -1;
+            continue;
+        }
         size_t chunk = remaining < room ? remaining : room;
         if (chunk > SHMIPC_RECORD_PAYLOAD_MAX)
             chunk = SHMIPC_RECORD_PAYLOAD_MAX;
@@ -200,10 +247,17 @@ shmipc__channel_tx_sendv (shmipc__channel_tx_t *self, const struct iovec *frames
         bool oversize = need > self->capacity;
         for (size_t index = 0; index < nframes && !oversize; index++)
             oversize = frames [index].iov_len > SHMIPC_RECORD_PAYLOAD_MAX;
+        s_space_t space_for = { .self = self, .need = need,
+                                .frames = frames, .nframes = nframes };
         if (!oversize) {
             //  Fits: wait for room for all of it, then write it in one go
-            if (s_wait_space (self, need, flags))
+            //  (no look at the space in between: the padding stays as
+            //  that look worked it out)
+            if (s_wait (self, &space_for, flags))
                 return -1;
+            oversize = space_for.scattered;
+        }
+        if (!oversize) {
             for (size_t index = 0; index < nframes; index++)
                 shmipc_ring_put (self->ring, frames [index].iov_base,
                                  frames [index].iov_len,

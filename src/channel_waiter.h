@@ -26,6 +26,7 @@
 #define SHMIPC_CHANNEL_WAITER_H_INCLUDED
 
 #include "channel_link.h"
+#include "shmipc_ring.h"
 
 #include <errno.h>
 #include <sched.h>
@@ -41,6 +42,9 @@ typedef struct {
     uint32_t tx_need;                   //  And the free bytes we wait for
                                         //  then (0: any): the reader gives
                                         //  space back in steps this big
+    _Alignas (64) shmipc_holds_table_t holds;   //  Records of the peer's
+                                        //  ring we hold (holds.c); its
+                                        //  writer steps over them
 } shmipc__control_t;
 
 //  Which side of a channel waits, or which of the peer's sides we wake.

@@ -18,7 +18,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define S_FLAGS_KNOWN (SHMIPC_RECORD_MORE | SHMIPC_RECORD_CHUNK)
+#define S_FLAGS_KNOWN (SHMIPC_RECORD_MORE | SHMIPC_RECORD_CHUNK | SHMIPC_RECORD_PAD)
+
+//  A record held by the reader, as the writer last saw it (checked).
+typedef struct {
+    uint64_t offset;            //  Its header's offset in the ring
+    uint64_t bytes;             //  Its ring bytes, header included
+} s_held_t;
 
 struct _shmipc_ring_t {
     uint8_t *data;              //  Ring bytes (a reader never writes them)
@@ -33,6 +39,10 @@ struct _shmipc_ring_t {
     uint64_t peeked;            //  Reader: bytes of the record last peeked
     bool mirrored;              //  The size bytes after data are the same
                                 //  memory: payloads never split
+    const shmipc_holds_table_t *holds;  //  Writer: the reader's hold table
+                                        //  (untrusted), or NULL
+    size_t nheld;               //  Writer: records held at the last look
+    s_held_t held [SHMIPC_HOLDS_MAX];   //  Writer: those records
 };
 
 //  Our own index: only we store it; relaxed is enough to read it back.
@@ -111,6 +121,31 @@ shmipc_ring_record_size (size_t size)
     return SHMIPC_RECORD_HEADER + ((size + 7) & ~(size_t) 7);
 }
 
+//  Take a snapshot of the reader's hold table. Trusts nothing: a slot
+//  that does not describe a record that could be in the ring (aligned,
+//  at least a header and 8 bytes, smaller than the ring) is ignored; a
+//  lie can only make us pad more, never write outside our free space.
+//  Loaded after the read index: a record the reader held before it gave
+//  the record's space back is in the table by then (release/acquire).
+static void
+s_load_holds (shmipc_ring_t *self)
+{
+    uint64_t mask = atomic_load_explicit ((_Atomic uint64_t *) &self->holds->mask,
+                                          memory_order_acquire);
+    self->nheld = 0;
+    while (mask) {
+        int slot = __builtin_ctzll (mask);
+        mask &= mask - 1;
+        uint64_t value = atomic_load_explicit (
+            (_Atomic uint64_t *) &self->holds->slots [slot], memory_order_relaxed);
+        uint64_t offset = value >> 32;
+        uint64_t bytes = (uint32_t) value;
+        if (offset < self->size && bytes >= shmipc_ring_record_size (1)
+        &&  bytes < self->size && ((offset | bytes) & 7) == 0)
+            self->held [self->nheld++] = (s_held_t) { .offset = offset, .bytes = bytes };
+    }
+}
+
 int64_t
 shmipc_ring_space (shmipc_ring_t *self)
 {
@@ -126,7 +161,78 @@ shmipc_ring_space (shmipc_ring_t *self)
         return -1;
     }
     self->seen = tail;
+    if (self->holds)
+        s_load_holds (self);
     return (int64_t) (self->size - (self->cursor - tail));
+}
+
+void
+shmipc_ring_set_holds (shmipc_ring_t *self, const shmipc_holds_table_t *holds)
+{
+    assert (self && self->writer);
+    self->holds = holds;
+    self->nheld = 0;
+}
+
+uint64_t
+shmipc_ring_cursor (shmipc_ring_t *self)
+{
+    assert (self);
+    return self->cursor;
+}
+
+uint64_t
+shmipc_ring_pad (shmipc_ring_t *self, uint64_t at, size_t size)
+{
+    assert (self && self->writer);
+    if (self->nheld == 0)
+        return 0;
+    uint64_t need = shmipc_ring_record_size (size);
+    uint64_t pad = 0;
+    //  Each pass steps past one held record or finds the place clear; the
+    //  records may overlap (a lying reader), so bound the passes too
+    for (size_t pass = 0; pass <= 2 * self->nheld; pass++) {
+        uint64_t position = (at + pad) & self->mask;
+        bool clear = true;
+        for (size_t index = 0; index < self->nheld; index++) {
+            uint64_t start = (self->held [index].offset - position) & self->mask;
+            uint64_t end = start + self->held [index].bytes;
+            if (end > self->size)
+                pad += end - self->size;    //  We are inside it: to its end
+            else
+            if (start < need)
+                pad += end;                 //  It starts under the record
+            else
+                continue;
+            clear = false;
+            break;
+        }
+        if (clear)
+            return pad;
+        if (pad > self->size)
+            break;
+    }
+    return self->size + 1;
+}
+
+size_t
+shmipc_ring_room (shmipc_ring_t *self, uint64_t space, uint64_t *pad)
+{
+    assert (self && self->writer);
+    assert (pad);
+    *pad = shmipc_ring_pad (self, self->cursor, 1);
+    uint64_t least = shmipc_ring_record_size (1);
+    if (*pad > space || space - *pad < least)
+        return 0;
+    //  From there up to the first held record, within space
+    uint64_t run = space - *pad;
+    uint64_t position = (self->cursor + *pad) & self->mask;
+    for (size_t index = 0; index < self->nheld; index++) {
+        uint64_t start = (self->held [index].offset - position) & self->mask;
+        if (start < run)
+            run = start;
+    }
+    return (size_t) (run - SHMIPC_RECORD_HEADER);
 }
 
 //  Copy size bytes to ring offset offset, wrapping at the end.
@@ -148,11 +254,20 @@ shmipc_ring_put (shmipc_ring_t *self, const void *data, size_t size, uint32_t fl
 {
     assert (self && self->writer);
     assert (data || size == 0);
-    assert ((flags & ~S_FLAGS_KNOWN) == 0);
+    assert ((flags & ~(uint32_t) (SHMIPC_RECORD_MORE | SHMIPC_RECORD_CHUNK)) == 0);
     assert (size <= UINT32_MAX);
     size_t need = shmipc_ring_record_size (size);
+    uint64_t pad = shmipc_ring_pad (self, self->cursor, size);
     //  The caller checked space; writing past it would corrupt unread data
-    assert (need <= self->size - (self->cursor - self->seen));
+    assert (pad + need <= self->size - (self->cursor - self->seen));
+    if (pad) {
+        //  Over held records: only this header is written, at our cursor
+        //  (free space, or a held record's old header)
+        uint64_t filler = (uint64_t) (pad - SHMIPC_RECORD_HEADER)
+                        | ((uint64_t) SHMIPC_RECORD_PAD << 32);
+        memcpy (self->data + (self->cursor & self->mask), &filler, sizeof filler);
+        self->cursor += pad;
+    }
 
     uint64_t header = (uint64_t) size | ((uint64_t) flags << 32);
     uint64_t offset = self->cursor & self->mask;
@@ -205,32 +320,42 @@ shmipc_ring_peek (shmipc_ring_t *self, shmipc_record_t *record)
     //  the payload fits in what was published, only known flags are set.
     assert (self && !self->writer);
     assert (record);
-    uint64_t available = self->seen - self->cursor;
-    if (available == 0) {
-        int64_t fresh = shmipc_ring_available (self);
-        if (fresh < 0)
-            return -1;
-        available = (uint64_t) fresh;
+    uint64_t offset, need;
+    uint32_t size, flags;
+    while (true) {
+        uint64_t available = self->seen - self->cursor;
         if (available == 0) {
-            errno = EAGAIN;
+            int64_t fresh = shmipc_ring_available (self);
+            if (fresh < 0)
+                return -1;
+            available = (uint64_t) fresh;
+            if (available == 0) {
+                errno = EAGAIN;
+                return -1;
+            }
+        }
+        if (available < SHMIPC_RECORD_HEADER) {
+            errno = EPROTO;
             return -1;
         }
+        offset = self->cursor & self->mask;
+        //  One atomic load: the peer may be rewriting it as we read
+        uint64_t header = atomic_load_explicit (
+            (_Atomic uint64_t *) (self->data + offset), memory_order_relaxed);
+        size = (uint32_t) header;
+        flags = (uint32_t) (header >> 32);
+        need = shmipc_ring_record_size (size);
+        if ((flags & ~S_FLAGS_KNOWN) || need > available
+        ||  ((flags & SHMIPC_RECORD_PAD) && flags != SHMIPC_RECORD_PAD)) {
+            errno = EPROTO;
+            return -1;
+        }
+        if (flags != SHMIPC_RECORD_PAD)
+            break;
+        //  Filler over records we hold: step past it, nothing to read
+        self->cursor += need;
     }
-    if (available < SHMIPC_RECORD_HEADER) {
-        errno = EPROTO;
-        return -1;
-    }
-    uint64_t offset = self->cursor & self->mask;
-    //  One atomic load: the peer may be rewriting it as we read
-    uint64_t header = atomic_load_explicit (
-        (_Atomic uint64_t *) (self->data + offset), memory_order_relaxed);
-    uint32_t size = (uint32_t) header;
-    uint32_t flags = (uint32_t) (header >> 32);
-    size_t need = shmipc_ring_record_size (size);
-    if ((flags & ~S_FLAGS_KNOWN) || need > available) {
-        errno = EPROTO;
-        return -1;
-    }
+    record->at = self->cursor;
     uint64_t start = (offset + SHMIPC_RECORD_HEADER) & self->mask;
     size_t first = self->size - start;
     record->size = size;

@@ -11,6 +11,13 @@
     padded to 8. Headers never straddle the end; payloads may wrap (and
     are then seen whole through a mirror mapping, if the ring has one).
 
+    Holds: the reader may keep records it has consumed and released (their
+    payload lent out in place) by listing them in a hold table in its own
+    segment. The writer then never writes over a held record, except its
+    first 8 bytes (the old header): it steps over it with a PAD record,
+    which the reader skips. So space comes back in order as always, and a
+    held record costs the writer only its own bytes while it is held.
+
     Memory ordering (C11): the writer stores payloads, then publishes its
     write index with a release store; the reader loads it with acquire, so
     every byte before the index is visible. The reader publishes its read
@@ -48,11 +55,28 @@ typedef struct _shmipc_ring_t shmipc_ring_t;
 //  Record flags. The ring checks that no other bit is set.
 #define SHMIPC_RECORD_MORE   1     //  Another frame of this message follows
 #define SHMIPC_RECORD_CHUNK  2     //  This frame continues in the next record
+#define SHMIPC_RECORD_PAD    4     //  Filler over held records: skipped (alone)
+
+//  Hold table: at most this many held records (one bit each in the mask).
+#define SHMIPC_HOLDS_MAX     64
+
+//  A hold slot: the record's offset in the ring (index mod size) in the
+//  high 32 bits, its ring bytes (header included) in the low 32.
+#define SHMIPC_HOLD_SLOT(offset, bytes) \
+    (((uint64_t) (offset) << 32) | (uint32_t) (bytes))
+
+//  The reader's hold table, in its own segment: bit i of mask set means
+//  slots [i] describes a held record. Written by the reader only.
+typedef struct {
+    uint64_t mask;                  //  Slots in use (bit per slot)
+    uint64_t slots [SHMIPC_HOLDS_MAX];  //  SHMIPC_HOLD_SLOT values
+} shmipc_holds_table_t;
 
 //  A record as seen by the reader: its header (already copied out of shared
 //  memory and checked) and where its payload lies, in one or two pieces when
 //  it wraps. The payload is still the peer's memory: copy before trusting.
 typedef struct {
+    uint64_t at;                    //  Index of its header
     uint32_t size;                  //  Payload bytes
     uint32_t flags;                 //  SHMIPC_RECORD_* bits
     const uint8_t *part [2];        //  Payload pieces; part [1] set if wrapped
@@ -91,8 +115,33 @@ size_t
 int64_t
     shmipc_ring_space (shmipc_ring_t *self);
 
-//  Writer: append one record. The caller has checked shmipc_ring_space;
-//  writing past it is an API misuse (assert). Not visible until published.
+//  Writer: read the peer's hold table (untrusted; read-only to us) at
+//  every shmipc_ring_space from now on. Without one, nothing is held.
+void
+    shmipc_ring_set_holds (shmipc_ring_t *self, const shmipc_holds_table_t *holds);
+
+//  Writer: return the index where the next record goes (records put so
+//  far included).
+uint64_t
+    shmipc_ring_cursor (shmipc_ring_t *self);
+
+//  Writer: return the padding a record of size payload bytes needs before
+//  it at index at (>= the cursor) to clear every record held when
+//  shmipc_ring_space last looked (0 if none is in the way), or more than
+//  the ring's size if no place in the ring will do.
+uint64_t
+    shmipc_ring_pad (shmipc_ring_t *self, uint64_t at, size_t size);
+
+//  Writer: return the largest payload that fits at the cursor in space
+//  bytes (from shmipc_ring_space) after *pad bytes of padding (set), with
+//  no held record in the way; 0 if none does.
+size_t
+    shmipc_ring_room (shmipc_ring_t *self, uint64_t space, uint64_t *pad);
+
+//  Writer: append one record, after a PAD record if shmipc_ring_pad says
+//  so. The caller has checked that both fit in shmipc_ring_space, with no
+//  call to it in between; writing past it is an API misuse (assert). Not
+//  visible until published.
 void
     shmipc_ring_put (shmipc_ring_t *self, const void *data, size_t size,
                      uint32_t flags);
@@ -111,10 +160,11 @@ bool
 int64_t
     shmipc_ring_available (shmipc_ring_t *self);
 
-//  Reader: look at the next record without consuming it. Trusts nothing:
-//  the header is copied out once, then its size must fit in what was
-//  published and its flags must be known. Returns 0, or -1 with errno
-//  EAGAIN (nothing published) or EPROTO (a violation).
+//  Reader: look at the next record without consuming it, stepping past
+//  PAD records (consumed here). Trusts nothing: the header is copied out
+//  once, then its size must fit in what was published and its flags must
+//  be known (PAD alone). Returns 0, or -1 with errno EAGAIN (nothing
+//  published) or EPROTO (a violation).
 int
     shmipc_ring_peek (shmipc_ring_t *self, shmipc_record_t *record);
 

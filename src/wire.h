@@ -24,7 +24,9 @@
 #define SHMIPC__WIRE_ACK     4
 
 #define SHMIPC__WIRE_MAGIC   0x484d4853u     //  "SHMH"
-#define SHMIPC__WIRE_VERSION 1
+//  2: PAD records and hold tables (a version 1 peer would overwrite what
+//  we hold): version 1 peers are refused
+#define SHMIPC__WIRE_VERSION 2
 
 //  Fixed part of a HELLO; other records have an 8-byte header.
 #define SHMIPC__HELLO_FIXED  26
