@@ -48,6 +48,8 @@ typedef struct {
     uint64_t msgs_in;           //  Messages the socket received over shm
     uint64_t bytes_in;          //  Their bytes
     uint64_t wakeups;           //  WAKE records sent and received
+    uint64_t frames_lent;       //  Frames received in place, not copied
+                                //  (shmipc_set_zerocopy)
 } shmipc_stats_t;
 
 //  Create a czmq socket of type (ZMQ_PAIR, PUB, SUB, XPUB, XSUB, REQ, REP,
@@ -141,8 +143,8 @@ SHMIPC_EXPORT int
 //          inproc endpoint of the user socket, its context (bridges are
 //          made there), its routing id, type, sndhwm, rcvhwm, reconnect
 //          ivl, reconnect ivl max, immediate, ring capacity, maxmsgsize
-//          (0: none), max peer capacity (0: default), extra uids allowed
-//          (an array of uid_t)
+//          (0: none), max peer capacity (0: default), zero-copy receive
+//          (0 or 1), extra uids allowed (an array of uid_t)
 //          <- SHMIPC_ACTOR_ATTACH_REPLY: 0 or an errno, and the endpoint
 //          as bound (for shm://*, the path made)
 //    CONNECT + the same                    <- the same reply (connects in
@@ -150,7 +152,7 @@ SHMIPC_EXPORT int
 //    UNBIND endpoint, DISCONNECT endpoint  <- signal 0, or ENOENT
 //    STATS <- SHMIPC_ACTOR_STATS_PICTURE: "STATS", connections up,
 //          accepted, connected, closed, errors, msgs_out, bytes_out,
-//          msgs_in, bytes_in, wakeups; then one text frame per connection
+//          msgs_in, bytes_in, wakeups, frames lent; then one text frame per connection
 //          ("endpoint=... msgs_out=..."), which that picture drops
 //    STOP  <- signal 0 once no new bridge can appear (listeners closed;
 //          connections that would make their own bridge closed or not
@@ -158,9 +160,9 @@ SHMIPC_EXPORT int
 //    LINGER ms ("i")  <- signal 0 once what the user's socket held is in
 //          the rings, or ms passed (-1: no limit)
 //    $TERM                                 ends the actor
-#define SHMIPC_ACTOR_ATTACH_PICTURE "ssspbiiiiii888b"
+#define SHMIPC_ACTOR_ATTACH_PICTURE "ssspbiiiiii888ib"
 #define SHMIPC_ACTOR_ATTACH_REPLY   "is"
-#define SHMIPC_ACTOR_STATS_PICTURE  "s8888888888"
+#define SHMIPC_ACTOR_STATS_PICTURE  "s88888888888"
 
 SHMIPC_EXPORT void
     shmipc_actor (zsock_t *pipe, void *args);
@@ -178,6 +180,20 @@ SHMIPC_EXPORT int
 //  refused, and logged in verbose mode. Returns 0 or -1/EINVAL.
 SHMIPC_EXPORT int
     shmipc_set_max_peer_capacity (void *self, size_t capacity);
+
+//  Receive large frames (64 KiB and up) from the socket's next shm://
+//  binds and connects without a copy: the frames ZeroMQ hands the
+//  application then point into the peer's ring, mapped read-only, and
+//  their space goes back to the peer when ZeroMQ frees them, in any
+//  order. Only for peers you trust: the peer (same uid by default) can
+//  still change those bytes while you read them, and writing into such a
+//  frame's data crashes the program (SIGSEGV). While the application holds
+//  more than half of a ring (or 64 frames), further frames are copied,
+//  so the connection never stalls. Off by default; SHMIPC_ZEROCOPY=1 in the
+//  environment turns it on for every socket (e.g. under shmipc-run).
+//  Returns 0 or -1 with errno.
+SHMIPC_EXPORT int
+    shmipc_set_zerocopy (void *self, bool on);
 
 //  Also let peers running as uid talk to the socket's next shm:// binds
 //  and connects: connect to it, or serve it. By default only our own

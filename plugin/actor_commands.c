@@ -22,10 +22,11 @@ s_endpoint_from (shmipc__actor_t *actor, bool bind)
     size_t routing_id_size = 0, uids_size = 0;
     int type = 0, sndhwm = 0, rcvhwm = 0, ivl = 0, ivl_max = 0, immediate = 0;
     uint64_t capacity = 0, maxmsgsize = 0, max_peer_capacity = 0;
+    int zerocopy = 0;
     int rc = zsock_recv (actor->pipe, SHMIPC__ATTACH_PICTURE, &name, &address,
                          &inproc, &context, &routing_id, &routing_id_size, &type,
                          &sndhwm, &rcvhwm, &ivl, &ivl_max, &immediate, &capacity,
-                         &maxmsgsize, &max_peer_capacity, &uids, &uids_size);
+                         &maxmsgsize, &max_peer_capacity, &zerocopy, &uids, &uids_size);
     shmipc__endpoint_t *self = NULL;
     struct sockaddr_un addr;
     socklen_t addr_len;
@@ -61,6 +62,7 @@ s_endpoint_from (shmipc__actor_t *actor, bool bind)
     self->info.capacity = (size_t) capacity;
     self->info.maxmsgsize = (size_t) maxmsgsize;
     self->info.max_peer_capacity = (size_t) max_peer_capacity;
+    self->info.zerocopy = zerocopy != 0;
     self->ivl = ivl;
     self->ivl_max = ivl_max;
     self->backoff = self->ivl > 0 ? self->ivl : SHMIPC__RECONNECT_MS;
@@ -199,19 +201,22 @@ s_command_stats (shmipc__actor_t *self)
         sum.msgs_in += stats.msgs_in;
         sum.bytes_in += stats.bytes_in;
         sum.wakeups += stats.wakeups;
+        sum.frames_lent += stats.frames_lent;
         if (!shmipc__peer_active (link->peer))
             continue;
         live++;
         zmsg_addstrf (peers, "endpoint=%s msgs_out=%" PRIu64 " bytes_out=%" PRIu64
-                      " msgs_in=%" PRIu64 " bytes_in=%" PRIu64 " wakeups=%" PRIu64,
+                      " msgs_in=%" PRIu64 " bytes_in=%" PRIu64 " wakeups=%" PRIu64
+                      " frames_lent=%" PRIu64,
                       shmipc__peer_endpoint (link->peer), stats.msgs_out,
-                      stats.bytes_out, stats.msgs_in, stats.bytes_in, stats.wakeups);
+                      stats.bytes_out, stats.msgs_in, stats.bytes_in, stats.wakeups,
+                      stats.frames_lent);
     }
     //  The totals as the picture SHMIPC__STATS_PICTURE says, then a text
     //  frame per connection (zsock_recv with the picture drops those)
     uint64_t numbers [] = { live, totals->accepted, totals->connected, totals->closed,
                             totals->errors, sum.msgs_out, sum.bytes_out, sum.msgs_in,
-                            sum.bytes_in, sum.wakeups };
+                            sum.bytes_in, sum.wakeups, sum.frames_lent };
     _Static_assert (sizeof numbers / sizeof numbers [0]
                     == sizeof SHMIPC__STATS_PICTURE - 2, "one number per '8'");
     zmsg_t *reply = zmsg_new ();

@@ -138,6 +138,7 @@ shmipc__link_close (shmipc__actor_t *self, shmipc__link_t *link)
     self->totals.gone.msgs_in += stats.msgs_in;
     self->totals.gone.bytes_in += stats.bytes_in;
     self->totals.gone.wakeups += stats.wakeups;
+    self->totals.gone.frames_lent += stats.frames_lent;
     self->totals.closed++;
     const char *reason = shmipc__peer_reason (link->peer);
     if (*reason && strcmp (reason, "peer closed the connection") != 0)

@@ -77,7 +77,7 @@ shmipc__attach (void *handle, bool bind, const char *endpoint)
                   shmipc__int_option (handle, ZMQ_RECONNECT_IVL_MAX),
                   shmipc__int_option (handle, ZMQ_IMMEDIATE), (uint64_t) entry->capacity,
                   (uint64_t) (maxmsgsize > 0 ? maxmsgsize : 0),
-                  (uint64_t) entry->max_peer_capacity,
+                  (uint64_t) entry->max_peer_capacity, entry->zerocopy ? 1 : 0,
                   (byte *) entry->uids.items, entry->uids.count * sizeof (uid_t));
     free (address);
     //  The reply: a status, and the endpoint as attached (for shm://*, the

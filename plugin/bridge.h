@@ -34,6 +34,8 @@ typedef struct {
                                     //  the channel's default)
     bool immediate;                 //  Its ZMQ_IMMEDIATE: queue nothing
                                     //  for a connection that is not up
+    bool zerocopy;                  //  Lend large received frames in place
+                                    //  (shmipc_set_zerocopy)
 } shmipc__sockinfo_t;
 
 //  Create the bridge socket (a raw libzmq socket in the user's context) for a

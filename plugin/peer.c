@@ -24,6 +24,10 @@
 //  Most idle bytes a peer's pool keeps.
 #define S_POOL_BYTES        (8UL << 20)
 
+//  With zero-copy receive, frames at least this big are lent in place:
+//  below it a copy costs less than the hold and ZeroMQ's free callback.
+#define S_ZEROCOPY_MIN      65536
+
 typedef enum {
     S_HANDSHAKE,                //  Channel handshake under way
     S_GREETING,                 //  Waiting for the peer's greeting
@@ -362,9 +366,41 @@ s_reserve (zmq_msg_t **frames, struct iovec **iov, size_t *slots, size_t count)
     return shmipc__grow ((void **) frames, slots, count, sizeof **frames);
 }
 
+//  ZeroMQ frees a lent frame: its ring space may go back to the peer.
+static void
+s_hold_free (void *data, void *hint)
+{
+    (void) data;
+    shmipc_hold_release ((shmipc_hold_t *) hint);
+}
+
+//  With zero-copy receive, make frame point at frame index of the message
+//  in place. Returns 0, or -1 if it must be copied after all (too small,
+//  not in the ring, or the holds are used up).
+static int
+s_lend (shmipc__peer_t *self, zmq_msg_t *frame, const shmipc_frame_t *frames,
+        size_t index)
+{
+    if (!self->info.zerocopy || frames [index].size < S_ZEROCOPY_MIN)
+        return -1;
+    shmipc_hold_t *hold = shmipc_channel_hold (self->channel, index);
+    if (!hold)
+        return -1;
+    //  Read-only memory: ZeroMQ never writes a message's data it did not
+    //  allocate, and the user was told not to
+    if (zmq_msg_init_data (frame, (void *) frames [index].data, frames [index].size,
+                           s_hold_free, hold)) {
+        shmipc_hold_release (hold);
+        return -1;
+    }
+    self->stats.frames_lent++;
+    return 0;
+}
+
 //  Turn the message the channel holds in place into zmq frames: small ones
-//  copied into ZeroMQ's own, large ones into pooled buffers. This copy is
-//  the security boundary: the user's socket never sees the peer's memory.
+//  copied into ZeroMQ's own, large ones into pooled buffers, or lent in
+//  place with zero-copy receive. The copy is the security boundary: the
+//  user's socket never sees the peer's memory unless it trusts the peer.
 static int
 s_prepare_in (shmipc__peer_t *self, const shmipc_frame_t *frames, size_t count)
 {
@@ -374,6 +410,9 @@ s_prepare_in (shmipc__peer_t *self, const shmipc_frame_t *frames, size_t count)
     for (size_t index = 0; index < count; index++) {
         zmq_msg_t *frame = &self->in_frames [index];
         size_t size = frames [index].size;
+        bytes += size;
+        if (s_lend (self, frame, frames, index) == 0)
+            continue;
         S_HANDOFF_BEGIN ();
         int rc = size >= S_POOL_MIN ? shmipc__pool_frame (self->pool, frame, size)
                                     : zmq_msg_init_size (frame, size);
@@ -384,7 +423,6 @@ s_prepare_in (shmipc__peer_t *self, const shmipc_frame_t *frames, size_t count)
             s_close_frames (self->in_frames, 0, index);
             return -1;
         }
-        bytes += size;
     }
     self->in_count = count;
     self->in_next = 0;

@@ -27,6 +27,8 @@ typedef struct {
     uint64_t msgs_in;               //  shm -> user socket
     uint64_t bytes_in;
     uint64_t wakeups;               //  WAKE records sent + received
+    uint64_t frames_lent;           //  shm -> user socket frames lent in
+                                    //  place (zero-copy receive)
 } shmipc__peer_stats_t;
 
 //  Start a peer over a connected socket (taken on success). bridge, if not

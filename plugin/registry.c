@@ -142,6 +142,15 @@ s_context_of (shmipc__entry_t *entry)
     return NULL;
 }
 
+//  Zero-copy receive for every socket, if SHMIPC_ZEROCOPY says so (1, on,
+//  yes): how a program that cannot call shmipc_set_zerocopy asks for it.
+static bool
+s_zerocopy_default (void)
+{
+    const char *env = getenv ("SHMIPC_ZEROCOPY");
+    return env && (streq (env, "1") || streq (env, "on") || streq (env, "yes"));
+}
+
 //  Return the entry for sock, creating it (start the actor) if needed.
 //  With bind, also bind the socket to its inproc endpoint, once: at its
 //  first shm:// bind or connect, not before, because libzmq takes the
@@ -169,6 +178,7 @@ shmipc__registry_require (void *handle, bool bind)
         }
         entry->handle = handle;
         entry->capacity = SHMIPC__DEFAULT_CAPACITY;
+        entry->zerocopy = s_zerocopy_default ();
         entry->actor = zactor_new (shmipc_actor, NULL);
         if (!entry->actor) {
             free (entry);

@@ -28,6 +28,8 @@ typedef struct _shmipc__entry_t {
     size_t capacity;                //  Ring bytes for new connections
     size_t max_peer_capacity;       //  Largest peer ring accepted (0: the
                                     //  channel's default)
+    bool zerocopy;                  //  Zero-copy receive for new
+                                    //  connections (shmipc_set_zerocopy)
     shmipc__uids_t uids;            //  Extra uids allowed
     int linger;                     //  Its ZMQ_LINGER: as of the last
                                     //  attach, and when it closed

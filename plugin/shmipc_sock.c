@@ -240,6 +240,17 @@ shmipc_set_max_peer_capacity (void *self, size_t capacity)
 }
 
 int
+shmipc_set_zerocopy (void *self, bool on)
+{
+    assert (self);
+    shmipc__entry_t *entry = shmipc__registry_require (zsock_resolve (self), false);
+    if (!entry)
+        return -1;
+    entry->zerocopy = on;
+    return 0;
+}
+
+int
 shmipc_allow_uid (void *self, uid_t uid)
 {
     assert (self);
@@ -275,7 +286,8 @@ shmipc_sock_stats (void *self, shmipc_stats_t *stats)
         rc = zsock_recv (actor, SHMIPC_ACTOR_STATS_PICTURE, &head, &stats->peers,
                          &stats->accepted, &stats->connected, &stats->closed,
                          &stats->errors, &stats->msgs_out, &stats->bytes_out,
-                         &stats->msgs_in, &stats->bytes_in, &stats->wakeups);
+                         &stats->msgs_in, &stats->bytes_in, &stats->wakeups,
+                         &stats->frames_lent);
     while (rc == -1 && zmq_errno () == EINTR);
     if (rc == 0 && (!head || !streq (head, "STATS"))) {
         memset (stats, 0, sizeof *stats);

@@ -44,7 +44,7 @@ shmipc__holds_new (shmipc_holds_table_t *table, size_t capacity)
         return NULL;
     self->table = table;
     self->mask = capacity - 1;
-    self->share = SHMIPC__RING_SHARE (capacity);
+    self->share = capacity / 2;
     atomic_init (&self->held, 0);
     atomic_init (&self->refs, 1);
     for (unsigned slot = 0; slot < SHMIPC_HOLDS_MAX; slot++)

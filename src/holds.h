@@ -23,7 +23,8 @@
 typedef struct _shmipc__holds_t shmipc__holds_t;
 
 //  Create the bookkeeping for table (in our segment, all zero) over a ring
-//  of capacity bytes. At most a quarter of it is held at once. Returns
+//  of capacity bytes. At most half of it is held at once (the writer
+//  keeps the other half at least). Returns
 //  NULL with errno ENOMEM.
 shmipc__holds_t *
     shmipc__holds_new (shmipc_holds_table_t *table, size_t capacity);
