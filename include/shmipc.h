@@ -195,6 +195,25 @@ SHMIPC_EXPORT int
 SHMIPC_EXPORT int
     shmipc_set_zerocopy (void *self, bool on);
 
+//  Return a frame of size bytes whose data lies in the socket's loan pool:
+//  shared memory that its shm:// peers map read-only. Fill it, then send
+//  it with the ordinary calls (zframe_send, zmsg_send...): to a shm://
+//  peer only its place in the pool travels, never its bytes (to a tcp://
+//  or ipc:// peer of the same socket, libzmq sends the bytes as usual).
+//  Its block goes back to the pool once ZeroMQ and every shm:// peer are
+//  done with it. Under 4 KiB, or when the pool (four times the socket's
+//  ring capacity, at least 4 MiB; made at the first loan) has no room
+//  left, it is an ordinary frame: a copy later, never a failure. Returns
+//  NULL only where zframe_new would.
+SHMIPC_EXPORT zframe_t *
+    shmipc_frame_new (void *self, size_t size);
+
+//  The same for a raw zmq_msg_t (zmq_msg_init_size's contract): msg gets
+//  a block of the socket's loan pool, or ordinary memory. Returns 0 or -1
+//  with errno.
+SHMIPC_EXPORT int
+    shmipc_msg_init_loan (zmq_msg_t *msg, void *self, size_t size);
+
 //  Also let peers running as uid talk to the socket's next shm:// binds
 //  and connects: connect to it, or serve it. By default only our own
 //  effective uid and root may; others are refused (and logged in verbose

@@ -298,6 +298,7 @@ s_self_new (zsock_t *pipe)
             close (self->epfd);
         if (self->loadavg >= 0)
             close (self->loadavg);
+        shmipc_loans_release (&self->loans);
         free (self);
         return NULL;
     }

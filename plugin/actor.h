@@ -32,6 +32,7 @@
 #include "greeting.h"
 #include "endpoint.h"
 #include "util.h"
+#include "shmipc_loans.h"
 
 //  The protocol's pictures are in shmipc.h (SHMIPC_ACTOR_*_PICTURE).
 #define SHMIPC__ATTACH_PICTURE  SHMIPC_ACTOR_ATTACH_PICTURE
@@ -148,6 +149,8 @@ typedef struct {
     long cores;                     //  Cores online
     int64_t in_at;                  //  When messages last came in (us)
     int64_t out_at;                 //  When messages last went out (us)
+    shmipc_loans_t *loans;          //  The socket's loan pool, once it has
+                                    //  one (LOANS); held
 } shmipc__actor_t;
 
 #define SHMIPC__ENDPOINT(self, index) ((shmipc__endpoint_t *) (self)->endpoints.items [index])

@@ -266,6 +266,27 @@ s_drain (shmipc__actor_t *self)
     }
 }
 
+//  LOANS pool: the user socket lends frames from pool (shared with us)
+//  from now on; each connection's channel sends those as loans.
+static int
+s_command_loans (shmipc__actor_t *self)
+{
+    void *pool = NULL;
+    if (zsock_recv (self->pipe, "p", &pool) || !pool) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (self->loans)
+        return 0;               //  One pool per socket
+    self->loans = shmipc_loans_share ((shmipc_loans_t *) pool);
+    for (size_t index = 0; index < self->links.count; index++) {
+        shmipc__link_t *link = SHMIPC__LINK (&self->links, index);
+        if (link->peer)
+            shmipc__peer_set_loans (link->peer, self->loans);
+    }
+    return 0;
+}
+
 void
 shmipc__actor_handle_pipe (shmipc__actor_t *self)
 {
@@ -306,6 +327,9 @@ shmipc__actor_handle_pipe (shmipc__actor_t *self)
     else
     if (streq (command, "STOP"))
         s_command_stop (self);
+    else
+    if (streq (command, "LOANS") && more)
+        rc = s_command_loans (self) ? errno : 0;
     else
     if (streq (command, "LINGER") && more) {
         int linger = 0;

@@ -108,6 +108,8 @@ s_link_new (shmipc__actor_t *self, int sock, int role, shmipc__endpoint_t *endpo
         endpoint->pending++;
     if (endpoint->info.type == ZMQ_ROUTER)
         shmipc__peer_set_id_check (link->peer, s_id_taken, self);
+    if (self->loans)
+        shmipc__peer_set_loans (link->peer, self->loans);
     if (!endpoint->bind)
         endpoint->peer = link->peer;
     shmipc__actor_queue (self, link, &self->run);      //  A first turn straight away

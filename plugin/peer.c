@@ -685,6 +685,13 @@ shmipc__peer_set_id_check (shmipc__peer_t *self, shmipc__id_taken_fn *taken, voi
     self->id_taken_arg = arg;
 }
 
+void
+shmipc__peer_set_loans (shmipc__peer_t *self, shmipc_loans_t *loans)
+{
+    assert (self);
+    shmipc_channel_set_loans (self->channel, loans);
+}
+
 bool
 shmipc__peer_has_id (shmipc__peer_t *self, const uint8_t *id, size_t size)
 {

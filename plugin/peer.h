@@ -17,6 +17,7 @@
 #include <czmq.h>
 #include "shmipc_channel.h"
 #include "bridge.h"
+#include "shmipc_loans.h"
 
 typedef struct _shmipc__peer_t shmipc__peer_t;
 
@@ -89,6 +90,10 @@ typedef bool (shmipc__id_taken_fn) (void *arg, const uint8_t *id, size_t size);
 void
     shmipc__peer_set_id_check (shmipc__peer_t *self, shmipc__id_taken_fn *taken,
                                void *arg);
+
+//  Send frames that lie in loans (the user socket's pool) as loans.
+void
+    shmipc__peer_set_loans (shmipc__peer_t *self, shmipc_loans_t *loans);
 
 //  Return true if the peer is connected with this (non-empty) routing id.
 bool

@@ -113,6 +113,11 @@ s_find (void *handle)
 static void
 s_entry_free (shmipc__entry_t *entry)
 {
+    //  Frames still lent keep the pool until ZeroMQ frees them
+    shmipc_loans_release (&entry->loans);
+    for (int index = 0; index < 2; index++)
+        if (entry->loop [index])
+            shmipc__real ()->close (entry->loop [index]);
     free (entry->last_endpoint);
     free (entry->native_last);
     free (entry);

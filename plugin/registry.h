@@ -13,6 +13,7 @@
 #include "shmipc.h"
 #include "greeting.h"
 #include "util.h"
+#include "shmipc_loans.h"
 
 //  Ring bytes per direction for new connections, until shmipc_set_capacity.
 #define SHMIPC__DEFAULT_CAPACITY  (1UL << 20)
@@ -28,6 +29,11 @@ typedef struct _shmipc__entry_t {
     size_t capacity;                //  Ring bytes for new connections
     size_t max_peer_capacity;       //  Largest peer ring accepted (0: the
                                     //  channel's default)
+    shmipc_loans_t *loans;          //  Its loan pool, made at the first
+                                    //  loan (loan.c); held
+    void *loop [2];                 //  Inproc pair that turns a loaned
+                                    //  zmq_msg_t into a zframe_t (raw
+                                    //  libzmq sockets), or NULL
     bool zerocopy;                  //  Zero-copy receive for new
                                     //  connections (shmipc_set_zerocopy)
     shmipc__uids_t uids;            //  Extra uids allowed

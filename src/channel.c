@@ -17,6 +17,7 @@
 
 #include "channel.h"
 #include "shmipc_fdpass.h"
+#include "shmipc_loans.h"
 #include "wire.h"
 
 #include <assert.h>
@@ -150,7 +151,7 @@ shmipc_channel_destroy (shmipc_channel_t **self_p)
         shmipc__channel_tx_destroy (&self->tx);
         shmipc__channel_rx_destroy (&self->rx);
         //  Frames still held keep the segments mapped until released
-        shmipc__holds_close (&self->rx.holds, &self->own, &self->peer);
+        shmipc__holds_close (&self->rx.holds, &self->own, &self->peer, &self->rx.pool);
         free (self);
         *self_p = NULL;
     }
@@ -445,6 +446,13 @@ shmipc_channel_recv_done (shmipc_channel_t *self)
 {
     assert (self);
     shmipc__channel_rx_recv_done (&self->rx);
+}
+
+void
+shmipc_channel_set_loans (shmipc_channel_t *self, shmipc_loans_t *loans)
+{
+    assert (self);
+    shmipc__channel_lend_set (&self->tx.lend, loans);
 }
 
 shmipc_hold_t *

@@ -26,6 +26,7 @@ shmipc__channel_link_init (shmipc__channel_link_t *self, const char *name)
 {
     memset (self, 0, sizeof *self);
     self->sock = -1;
+    self->pool_fd = -1;
     self->state = SHMIPC__HANDSHAKE;
     self->reason = "";
     size_t size = strlen (name);
@@ -115,6 +116,24 @@ s_send_ack (shmipc__channel_link_t *self)
 }
 
 int
+shmipc__channel_link_send_pool (shmipc__channel_link_t *self, int fd)
+{
+    uint8_t head [SHMIPC__RECORD_HEAD];
+    shmipc__wire_header (head, SHMIPC__WIRE_POOL, 0);
+    ssize_t sent = shmipc_fdpass_send (self->sock, head, sizeof head, &fd, 1,
+                                       SHMIPC_DONTWAIT);
+    if (sent == (ssize_t) sizeof head)
+        return 0;
+    if (sent >= 0)
+        errno = EAGAIN;
+    if (errno == EPIPE || errno == ECONNRESET) {
+        self->peer_gone = true;
+        errno = EPIPE;
+    }
+    return -1;
+}
+
+int
 shmipc__channel_link_send_wake (shmipc__channel_link_t *self)
 {
     if (s_send_record (self, SHMIPC__WIRE_WAKE, 0, NULL, 0))
@@ -126,14 +145,36 @@ shmipc__channel_link_send_wake (shmipc__channel_link_t *self)
 //  --------------------------------------------------------------------------
 //  Receiving records
 
-//  Handle one record from a ready peer.
+//  Handle one record from a ready peer, with the descriptor that came with
+//  it (-1 if none; ours to close, or to keep if it is the POOL's).
 static int
-s_handle_record (shmipc__channel_link_t *self, const uint8_t *buffer, size_t size)
+s_handle_record (shmipc__channel_link_t *self, const uint8_t *buffer, size_t size,
+                 int fd)
 {
     shmipc__wire_t record;
     const char *reason;
-    if (shmipc__wire_decode (buffer, size, &record, &reason))
+    if (shmipc__wire_decode (buffer, size, &record, &reason)) {
+        if (fd >= 0)
+            close (fd);
         return shmipc__channel_link_break (self, EPROTO, reason);
+    }
+    if (record.type == SHMIPC__WIRE_POOL) {
+        //  One pool per channel, and never without its descriptor
+        if (fd < 0 || self->pool_seen) {
+            if (fd >= 0)
+                close (fd);
+            return shmipc__channel_link_break (self, EPROTO,
+                                               "POOL twice or without a descriptor");
+        }
+        self->pool_seen = true;
+        self->pool_fd = fd;
+        return 0;
+    }
+    if (fd >= 0) {
+        close (fd);
+        return shmipc__channel_link_break (self, EPROTO,
+                                           "descriptors or oversize record on the socket");
+    }
     switch (record.type) {
         case SHMIPC__WIRE_WAKE:
             self->stat_wakeups_received++;
@@ -169,10 +210,13 @@ s_handle_record (shmipc__channel_link_t *self, const uint8_t *buffer, size_t siz
 //  Take one record received from a ready peer: rc and errno are what
 //  shmipc_fdpass_recv returned. Returns 0, or -1 if the channel broke.
 static int
-s_take (shmipc__channel_link_t *self, ssize_t rc, const uint8_t *buffer)
+s_take (shmipc__channel_link_t *self, ssize_t rc, const uint8_t *buffer,
+        int fd, size_t nfds)
 {
     if (rc > 0)
-        return s_handle_record (self, buffer, (size_t) rc);
+        return s_handle_record (self, buffer, (size_t) rc, nfds ? fd : -1);
+    if (nfds)
+        close (fd);
     if (rc == 0) {
         if (shmipc__channel_link_empty_record (self))
             return shmipc__channel_link_break (self, EPROTO, "empty record on the socket");
@@ -198,31 +242,45 @@ shmipc__channel_link_drain (shmipc__channel_link_t *self)
     uint8_t buffer [SHMIPC__WIRE_MAX];
     while (!self->peer_gone) {
         size_t nfds = 0;
+        int fd = -1;
         ssize_t rc = shmipc_fdpass_recv (self->sock, buffer, sizeof buffer,
-                                         NULL, 0, &nfds, SHMIPC_DONTWAIT);
+                                         &fd, 1, &nfds, SHMIPC_DONTWAIT);
         if (rc < 0 && errno == EAGAIN)
             break;
         if (rc < 0 && errno == EINTR)
             continue;
-        if (s_take (self, rc, buffer))
+        if (s_take (self, rc, buffer, fd, nfds))
             return -1;
     }
     return 0;
 }
 
 int
+shmipc__channel_link_drain_now (shmipc__channel_link_t *self)
+{
+    self->nudged = true;
+    return shmipc__channel_link_drain (self);
+}
+
+int
 shmipc__channel_link_sleep (shmipc__channel_link_t *self, int64_t deadline)
 {
+    if (self->nudged) {
+        //  A look at the ring first: what woke us may have been read
+        self->nudged = false;
+        return 0;
+    }
     uint8_t buffer [SHMIPC__WIRE_MAX];
     size_t nfds = 0;
+    int fd = -1;
     ssize_t rc;
     if (deadline < 0) {
         //  No deadline: sleep in the receive itself, one system call (the
         //  socket is blocking: see shmipc_channel_new)
-        rc = shmipc_fdpass_recv (self->sock, buffer, sizeof buffer, NULL, 0, &nfds, 0);
+        rc = shmipc_fdpass_recv (self->sock, buffer, sizeof buffer, &fd, 1, &nfds, 0);
         if (rc < 0 && errno == EINTR)
             return -1;
-        return s_take (self, rc, buffer);
+        return s_take (self, rc, buffer, fd, nfds);
     }
     int revents = shmipc__poll_fd (self->sock, POLLIN, shmipc__remaining_ms (deadline));
     if (revents < 0)

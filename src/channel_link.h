@@ -53,6 +53,13 @@ typedef struct {
     uint32_t ctrl_acked;                    //  Of those, read by the peer
     uint32_t ctrl_consumed;                 //  Control messages we read
     bool ack_pending;                       //  An ACK could not be sent yet
+    int pool_fd;                            //  The peer's loan pool, from its
+                                            //  POOL record, until channel_rx
+                                            //  takes it; owned (-1: none)
+    bool pool_seen;                         //  A POOL came (only one may)
+    bool nudged;                            //  Records were read outside a
+                                            //  wait: the next sleep returns
+                                            //  at once (a WAKE may be gone)
 
     uint64_t stat_wakeups_sent;             //  Counter: WAKE records sent
     uint64_t stat_wakeups_received;         //  Counter: WAKE records received
@@ -73,6 +80,9 @@ shmipc__channel_link_destroy (shmipc__channel_link_t *self)
     if (self->sock >= 0)
         close (self->sock);
     self->sock = -1;
+    if (self->pool_fd >= 0)
+        close (self->pool_fd);
+    self->pool_fd = -1;
     for (size_t index = 0; index < SHMIPC_CTRL_WINDOW; index++) {
         free (self->ctrl [index].data);
         self->ctrl [index].data = NULL;
@@ -100,6 +110,17 @@ bool
 //  still hold its last messages).
 int
     shmipc__channel_link_drain (shmipc__channel_link_t *self);
+
+//  Read every record waiting, from anywhere but a wait's start (a LOAN
+//  before its POOL): the next sleep then returns at once, as a WAKE read
+//  here may have been meant for it. Returns 0 or -1 (broken).
+int
+    shmipc__channel_link_drain_now (shmipc__channel_link_t *self);
+
+//  Send our loan pool's descriptor (a POOL record) without waiting.
+//  Returns 0, or -1 (EAGAIN: socket full, try later; EPIPE).
+int
+    shmipc__channel_link_send_pool (shmipc__channel_link_t *self, int fd);
 
 //  Sleep until the socket brings something or deadline (ms, -1 for ever)
 //  passes, and take what it brought. Returns 0, or -1 with EAGAIN

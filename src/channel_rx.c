@@ -71,6 +71,58 @@ s_release_lazily (shmipc__channel_rx_t *self)
     }
 }
 
+//  Map the peer's loan pool, whose descriptor came in a POOL record sent
+//  before any LOAN (reading the socket for it if it is still there).
+//  Returns 0 or -1 (broken).
+static int
+s_map_pool (shmipc__channel_rx_t *self)
+{
+    if (self->link->pool_fd < 0 && shmipc__channel_link_drain_now (self->link))
+        return -1;
+    if (self->link->pool_fd < 0)
+        return shmipc__channel_link_break (self->link, EPROTO, "LOAN record before POOL");
+    int fd = self->link->pool_fd;
+    self->link->pool_fd = -1;
+    //  Checked as any segment: sealed, populated, our header, a sane size
+    self->pool = shmipc_segment_attach (fd, SHMIPC_SEGMENT_HEADER + SHMIPC_LOANS_UNIT,
+                                        SHMIPC_SEGMENT_HEADER + SHMIPC_LOANS_MAX,
+                                        SHMIPC_LOANS_KIND);
+    if (!self->pool)
+        return shmipc__channel_link_break (self->link, EPROTO, "peer loan pool refused");
+    return 0;
+}
+
+//  A LOAN record: point the record at the lent bytes in the peer's pool
+//  instead. Trusts nothing: the offset and size must lie in the pool.
+//  Returns 0 or -1 (broken).
+static int
+s_resolve_loan (shmipc__channel_rx_t *self, shmipc_record_t *record)
+{
+    if (!(record->flags & SHMIPC_RECORD_LOAN))
+        return 0;
+    if ((record->flags & SHMIPC_RECORD_CHUNK) || record->size != SHMIPC__LOAN_PAYLOAD)
+        return shmipc__channel_link_break (self->link, EPROTO, "bad LOAN record");
+    if (!self->pool && s_map_pool (self))
+        return -1;
+    //  Copied out once: the peer may be rewriting it as we read
+    uint8_t payload [SHMIPC__LOAN_PAYLOAD];
+    shmipc_ring_copy (record, payload);
+    uint64_t offset = shmipc__get64 (payload);
+    uint64_t size = shmipc__get64 (payload + 8);
+    uint64_t area = shmipc_segment_size (self->pool) - SHMIPC_SEGMENT_HEADER;
+    if (offset > area || size > area - offset || size > UINT32_MAX)
+        return shmipc__channel_link_break (self->link, EPROTO,
+                                           "LOAN outside the peer's pool");
+    const uint8_t *data = (const uint8_t *) shmipc_segment_data (self->pool)
+                        + SHMIPC_SEGMENT_HEADER + offset;
+    record->size = (uint32_t) size;
+    record->part [0] = data;
+    record->part_size [0] = (size_t) size;
+    record->part [1] = NULL;
+    record->part_size [1] = 0;
+    return 0;
+}
+
 //  Check a record against the frame structure and our limits, given the
 //  frames and bytes of the message so far. Returns 0 or -1 (broken).
 static int
@@ -105,6 +157,8 @@ s_assemble_copy (shmipc__channel_rx_t *self)
             return shmipc__channel_link_break (self->link, EPROTO,
                                                "peer ring index or record header out of range");
         }
+        if (s_resolve_loan (self, &record))
+            return -1;
         size_t frames = shmipc_msg_frames (self->partial);
         size_t content = shmipc_msg_content_size (self->partial);
         //  A continued frame adds bytes, not a frame
@@ -131,9 +185,11 @@ s_assemble_copy (shmipc__channel_rx_t *self)
 static int
 s_grow_views (shmipc__channel_rx_t *self)
 {
-    size_t at_slots = self->view_slots;
+    size_t at_slots = self->view_slots, bytes_slots = self->view_slots;
     if (shmipc__grow ((void **) &self->view_at, &at_slots, self->nviews + 1,
                       sizeof *self->view_at)
+    ||  shmipc__grow ((void **) &self->view_bytes, &bytes_slots, self->nviews + 1,
+                      sizeof *self->view_bytes)
     ||  shmipc__grow ((void **) &self->views, &self->view_slots, self->nviews + 1,
                       sizeof *self->views))
         return shmipc__channel_link_break (self->link, ENOMEM, "out of memory");
@@ -173,7 +229,8 @@ s_find_message (shmipc__channel_rx_t *self)
                 //  Not whole yet (it streams): copy what we have, go on later
                 return s_views_to_copy (self);
             }
-            if (s_check_record (self, &record, self->nviews, content))
+            if (s_resolve_loan (self, &record)
+            ||  s_check_record (self, &record, self->nviews, content))
                 return -1;
             if (record.part [1] || (record.flags & SHMIPC_RECORD_CHUNK)) {
                 //  Wraps or streams: copy from here on (the record is
@@ -185,6 +242,7 @@ s_find_message (shmipc__channel_rx_t *self)
             if (s_grow_views (self))
                 return -1;
             self->view_at [self->nviews] = record.at;
+            self->view_bytes [self->nviews] = record.bytes;
             self->views [self->nviews++] = (shmipc_frame_t) {
                 .data = record.size ? record.part [0] : NULL, .size = record.size };
             content += record.size;
@@ -360,7 +418,7 @@ shmipc__channel_rx_hold (shmipc__channel_rx_t *self, size_t index)
     //  Its space is still unreleased (released at recv_done at the
     //  earliest): the hold is in the table before the writer can reuse it
     return shmipc__holds_take (self->holds, self->view_at [index],
-                               shmipc_ring_record_size (self->views [index].size));
+                               self->view_bytes [index]);
 }
 
 int

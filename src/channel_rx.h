@@ -15,6 +15,7 @@
 #define SHMIPC_CHANNEL_RX_H_INCLUDED
 
 #include "channel_waiter.h"
+#include "channel_lend.h"
 #include "holds.h"
 #include "shmipc_ring.h"
 
@@ -45,6 +46,9 @@ typedef struct {
     size_t view_slots;                      //  Room in views [] and view_at []
     uint64_t *view_at;                      //  IN_RING: each view's record
                                             //  index (header); owned
+    uint64_t *view_bytes;                   //  And its ring bytes; owned
+    shmipc_segment_t *pool;                 //  The peer's loan pool, mapped
+                                            //  at its first LOAN; owned
     shmipc__holds_t *holds;                 //  Frames lent out in place;
                                             //  owned (channel.c makes it)
     bool view_held;                         //  Handed out by recv_view and
@@ -68,6 +72,8 @@ shmipc__channel_rx_destroy (shmipc__channel_rx_t *self)
     self->views = NULL;
     free (self->view_at);
     self->view_at = NULL;
+    free (self->view_bytes);
+    self->view_bytes = NULL;
 }
 
 //  Make a whole message ready if one is there, arming the rx flag when

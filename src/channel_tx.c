@@ -20,6 +20,7 @@ shmipc__channel_tx_init (shmipc__channel_tx_t *self, shmipc__channel_link_t *lin
     *self = (shmipc__channel_tx_t) {
         .link = link, .waiter = waiter, .capacity = capacity, .sndtimeo = -1,
         .release = release, .release_arg = release_arg };
+    shmipc__channel_lend_init (&self->lend, link);
 }
 
 int64_t
@@ -28,6 +29,8 @@ shmipc__channel_tx_space (shmipc__channel_tx_t *self)
     int64_t space = shmipc_ring_space (self->ring);
     if (space < 0)
         return shmipc__channel_link_break (self->link, EPROTO, "peer read index out of range");
+    if (self->lend.count)
+        shmipc__channel_lend_collect (&self->lend, self->ring);
     return space;
 }
 
@@ -75,13 +78,24 @@ shmipc__channel_tx_writable (shmipc__channel_tx_t *self, bool arm)
     }
 }
 
+//  Return the payload bytes frame takes in the ring: a LOAN record's if
+//  lending (a message's frames are looked at with one lend_ready answer).
+static size_t
+s_payload (shmipc__channel_tx_t *self, const struct iovec *frame, bool lending)
+{
+    if (lending && shmipc__channel_lend_offset (&self->lend, frame) >= 0)
+        return SHMIPC__LOAN_PAYLOAD;
+    return frame->iov_len;
+}
+
 //  Return the bytes a message of these frames takes in the ring.
 static uint64_t
-s_record_bytes (const struct iovec *frames, size_t nframes)
+s_record_bytes (shmipc__channel_tx_t *self, const struct iovec *frames, size_t nframes,
+                bool lending)
 {
     uint64_t total = 0;
     for (size_t index = 0; index < nframes; index++)
-        total += shmipc_ring_record_size (frames [index].iov_len);
+        total += shmipc_ring_record_size (s_payload (self, &frames [index], lending));
     return total;
 }
 
@@ -89,17 +103,40 @@ s_record_bytes (const struct iovec *frames, size_t nframes)
 //  records and any padding over records the reader holds (as the last
 //  look at the space saw them), or more than the ring if no place will do.
 static uint64_t
-s_message_bytes (shmipc__channel_tx_t *self, const struct iovec *frames, size_t nframes)
+s_message_bytes (shmipc__channel_tx_t *self, const struct iovec *frames, size_t nframes,
+                 bool lending)
 {
     uint64_t start = shmipc_ring_cursor (self->ring);
     uint64_t at = start;
     for (size_t index = 0; index < nframes; index++) {
-        uint64_t pad = shmipc_ring_pad (self->ring, at, frames [index].iov_len);
+        size_t payload = s_payload (self, &frames [index], lending);
+        uint64_t pad = shmipc_ring_pad (self->ring, at, payload);
         if (pad > self->capacity)
             return pad;
-        at += pad + shmipc_ring_record_size (frames [index].iov_len);
+        at += pad + shmipc_ring_record_size (payload);
     }
     return at - start;
+}
+
+//  Write frame as a record with flags: a LOAN record if it lies in our
+//  pool (and lending), else its bytes. Returns 0 or -1 (ENOMEM: broken).
+static int
+s_put_frame (shmipc__channel_tx_t *self, const struct iovec *frame, uint32_t flags,
+             bool lending)
+{
+    int64_t offset = lending ? shmipc__channel_lend_offset (&self->lend, frame) : -1;
+    if (offset < 0) {
+        shmipc_ring_put (self->ring, frame->iov_base, frame->iov_len, flags);
+        return 0;
+    }
+    uint8_t payload [SHMIPC__LOAN_PAYLOAD];
+    shmipc__put64 (payload, (uint64_t) offset);
+    shmipc__put64 (payload + 8, frame->iov_len);
+    uint64_t at = shmipc_ring_put (self->ring, payload, sizeof payload,
+                                   flags | SHMIPC_RECORD_LOAN);
+    if (shmipc__channel_lend_note (&self->lend, at, frame->iov_base))
+        return shmipc__channel_link_break (self->link, ENOMEM, "out of memory");
+    return 0;
 }
 
 //  What s_wait_space waits for.
@@ -108,6 +145,7 @@ typedef struct {
     uint64_t need;                          //  Bytes of space wanted
     const struct iovec *frames;             //  Or room for this message,
     size_t nframes;                         //  written whole (frames set)
+    bool lending;                           //  Its loaned frames as LOANs
     bool scattered;                         //  Set if records the reader
                                             //  holds leave no place for it
 } s_space_t;
@@ -124,7 +162,8 @@ s_check_space (void *arg)
         return -1;
     if (space_for->frames) {
         //  Where it goes depends on what the reader holds now
-        space_for->need = s_message_bytes (self, space_for->frames, space_for->nframes);
+        space_for->need = s_message_bytes (self, space_for->frames, space_for->nframes,
+                                           space_for->lending);
         if (space_for->need > self->capacity) {
             space_for->scattered = true;
             return 1;
@@ -243,12 +282,14 @@ shmipc__channel_tx_sendv (shmipc__channel_tx_t *self, const struct iovec *frames
         }
     }
     else {
-        uint64_t need = s_record_bytes (frames, nframes);
+        //  Frames in our loan pool go as offsets, if the peer has the pool
+        bool lending = shmipc__channel_lend_ready (&self->lend);
+        uint64_t need = s_record_bytes (self, frames, nframes, lending);
         bool oversize = need > self->capacity;
         for (size_t index = 0; index < nframes && !oversize; index++)
-            oversize = frames [index].iov_len > SHMIPC_RECORD_PAYLOAD_MAX;
-        s_space_t space_for = { .self = self, .need = need,
-                                .frames = frames, .nframes = nframes };
+            oversize = s_payload (self, &frames [index], lending) > SHMIPC_RECORD_PAYLOAD_MAX;
+        s_space_t space_for = { .self = self, .need = need, .frames = frames,
+                                .nframes = nframes, .lending = lending };
         if (!oversize) {
             //  Fits: wait for room for all of it, then write it in one go
             //  (no look at the space in between: the padding stays as
@@ -259,9 +300,9 @@ shmipc__channel_tx_sendv (shmipc__channel_tx_t *self, const struct iovec *frames
         }
         if (!oversize) {
             for (size_t index = 0; index < nframes; index++)
-                shmipc_ring_put (self->ring, frames [index].iov_base,
-                                 frames [index].iov_len,
-                                 index + 1 < nframes ? SHMIPC_RECORD_MORE : 0);
+                if (s_put_frame (self, &frames [index],
+                                 index + 1 < nframes ? SHMIPC_RECORD_MORE : 0, lending))
+                    return -1;
             self->stat_msgs_sent++;
             self->stat_bytes_sent += content;
             if (!(flags & SHMIPC_DEFER))

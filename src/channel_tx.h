@@ -15,6 +15,7 @@
 #define SHMIPC_CHANNEL_TX_H_INCLUDED
 
 #include "channel_waiter.h"
+#include "channel_lend.h"
 #include "shmipc_ring.h"
 
 //  Progress through a message too big for the ring (see sendv).
@@ -43,6 +44,7 @@ typedef struct {
                                             //  store only when it changes (the
                                             //  reader reads that line often)
     shmipc__stream_t stream;                //  Outgoing oversize message
+    shmipc__channel_lend_t lend;            //  Frames lent from our pool
     shmipc__release_fn *release;            //  See shmipc__release_fn
     void *release_arg;                      //  Its argument
     uint64_t stat_msgs_sent;                //  Counter: messages written
@@ -55,10 +57,11 @@ void
                              shmipc__channel_waiter_t *waiter, size_t capacity,
                              shmipc__release_fn *release, void *release_arg);
 
-//  Destroy the ring, if any.
+//  Destroy the ring, if any, and give back what is lent.
 static inline void
 shmipc__channel_tx_destroy (shmipc__channel_tx_t *self)
 {
+    shmipc__channel_lend_destroy (&self->lend);
     shmipc_ring_destroy (&self->ring);
 }
 

@@ -32,6 +32,7 @@ struct _shmipc__holds_t {
     _Atomic unsigned refs;          //  One for the channel, one per hold
     shmipc_segment_t *own;          //  Our segment, from close on; owned
     shmipc_segment_t *peer;         //  The peer's, from close on; owned
+    shmipc_segment_t *pool;         //  The peer's loan pool, likewise
     shmipc_hold_t holds [SHMIPC_HOLDS_MAX];     //  One per slot
 };
 
@@ -59,6 +60,7 @@ s_unref (shmipc__holds_t *self)
     if (atomic_fetch_sub_explicit (&self->refs, 1, memory_order_acq_rel) == 1) {
         shmipc_segment_destroy (&self->own);
         shmipc_segment_destroy (&self->peer);
+        shmipc_segment_destroy (&self->pool);
         free (self);
     }
 }
@@ -102,19 +104,22 @@ shmipc_hold_release (shmipc_hold_t *hold)
 
 void
 shmipc__holds_close (shmipc__holds_t **self_p, shmipc_segment_t **own,
-                     shmipc_segment_t **peer)
+                     shmipc_segment_t **peer, shmipc_segment_t **pool)
 {
     assert (self_p);
     shmipc__holds_t *self = *self_p;
     if (!self) {
         shmipc_segment_destroy (own);
         shmipc_segment_destroy (peer);
+        shmipc_segment_destroy (pool);
         return;
     }
     self->own = *own;
     self->peer = *peer;
+    self->pool = *pool;
     *own = NULL;
     *peer = NULL;
+    *pool = NULL;
     *self_p = NULL;
     s_unref (self);
 }

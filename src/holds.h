@@ -3,8 +3,8 @@
     (zero-copy receive), and what keeps their memory mapped meanwhile
 
     Owns: the hold slots' bookkeeping, and from shmipc__holds_close on the
-    two segments (ours holds the table, the peer's the data), unmapped
-    with the last hold. The table itself lies in our control block: the
+    segments (ours holds the table, the peer's and its loan pool the
+    data), unmapped with the last hold. The table itself lies in our control block: the
     peer's writer reads it (ring.c) and steps over what it lists.
 
     Threads: take runs in the channel's thread; shmipc_hold_release in any
@@ -37,12 +37,13 @@ shmipc__holds_t *
 shmipc_hold_t *
     shmipc__holds_take (shmipc__holds_t *self, uint64_t at, uint64_t bytes);
 
-//  The channel lets go: the segments are now the holds' (NULL is fine),
-//  destroyed with the last hold, or now if none is out. Nullifies the
-//  reference; the caller's segment references are taken (nullified).
+//  The channel lets go: the segments (ours, the peer's, its loan pool;
+//  NULL is fine) are now the holds', destroyed with the last hold, or now
+//  if none is out. Nullifies the reference and the caller's segment
+//  references.
 void
     shmipc__holds_close (shmipc__holds_t **self_p, shmipc_segment_t **own,
-                         shmipc_segment_t **peer);
+                         shmipc_segment_t **peer, shmipc_segment_t **pool);
 
 //  Return the bytes held now.
 size_t

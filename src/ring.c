@@ -18,7 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define S_FLAGS_KNOWN (SHMIPC_RECORD_MORE | SHMIPC_RECORD_CHUNK | SHMIPC_RECORD_PAD)
+#define S_FLAGS_KNOWN (SHMIPC_RECORD_MORE | SHMIPC_RECORD_CHUNK | SHMIPC_RECORD_PAD \
+                       | SHMIPC_RECORD_LOAN)
 
 //  A record held by the reader, as the writer last saw it (checked).
 typedef struct {
@@ -249,12 +250,13 @@ s_copy_in (shmipc_ring_t *self, uint64_t offset, const void *data, size_t size)
     }
 }
 
-void
+uint64_t
 shmipc_ring_put (shmipc_ring_t *self, const void *data, size_t size, uint32_t flags)
 {
     assert (self && self->writer);
     assert (data || size == 0);
-    assert ((flags & ~(uint32_t) (SHMIPC_RECORD_MORE | SHMIPC_RECORD_CHUNK)) == 0);
+    assert ((flags & ~(uint32_t) (SHMIPC_RECORD_MORE | SHMIPC_RECORD_CHUNK
+                                  | SHMIPC_RECORD_LOAN)) == 0);
     assert (size <= UINT32_MAX);
     size_t need = shmipc_ring_record_size (size);
     uint64_t pad = shmipc_ring_pad (self, self->cursor, size);
@@ -276,6 +278,7 @@ shmipc_ring_put (shmipc_ring_t *self, const void *data, size_t size, uint32_t fl
     if (size)
         s_copy_in (self, (offset + SHMIPC_RECORD_HEADER) & self->mask, data, size);
     self->cursor += need;
+    return self->cursor - need;
 }
 
 void
@@ -356,6 +359,7 @@ shmipc_ring_peek (shmipc_ring_t *self, shmipc_record_t *record)
         self->cursor += need;
     }
     record->at = self->cursor;
+    record->bytes = need;
     uint64_t start = (offset + SHMIPC_RECORD_HEADER) & self->mask;
     size_t first = self->size - start;
     record->size = size;
@@ -421,6 +425,21 @@ shmipc_ring_free_if_released (shmipc_ring_t *self)
     assert (self && !self->writer);
     //  seen is checked (available): at most size ahead of cursor
     return (size_t) (self->size - (self->seen - self->cursor));
+}
+
+bool
+shmipc_ring_returned (shmipc_ring_t *self, uint64_t at, size_t size)
+{
+    assert (self && self->writer);
+    uint64_t need = shmipc_ring_record_size (size);
+    //  seen: the read index last loaded (checked, never past our cursor)
+    if (self->seen - at < need || self->seen - at > self->cursor - at)
+        return false;
+    uint64_t offset = at & self->mask;
+    for (size_t index = 0; index < self->nheld; index++)
+        if (self->held [index].offset == offset && self->held [index].bytes == need)
+            return false;
+    return true;
 }
 
 size_t

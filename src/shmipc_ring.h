@@ -56,6 +56,8 @@ typedef struct _shmipc_ring_t shmipc_ring_t;
 #define SHMIPC_RECORD_MORE   1     //  Another frame of this message follows
 #define SHMIPC_RECORD_CHUNK  2     //  This frame continues in the next record
 #define SHMIPC_RECORD_PAD    4     //  Filler over held records: skipped (alone)
+#define SHMIPC_RECORD_LOAN   8     //  The frame lies in the writer's loan pool:
+                                   //  the payload is {u64 offset, u64 size}
 
 //  Hold table: at most this many held records (one bit each in the mask).
 #define SHMIPC_HOLDS_MAX     64
@@ -77,6 +79,7 @@ typedef struct {
 //  it wraps. The payload is still the peer's memory: copy before trusting.
 typedef struct {
     uint64_t at;                    //  Index of its header
+    uint64_t bytes;                 //  Ring bytes it takes, header included
     uint32_t size;                  //  Payload bytes
     uint32_t flags;                 //  SHMIPC_RECORD_* bits
     const uint8_t *part [2];        //  Payload pieces; part [1] set if wrapped
@@ -141,8 +144,8 @@ size_t
 //  Writer: append one record, after a PAD record if shmipc_ring_pad says
 //  so. The caller has checked that both fit in shmipc_ring_space, with no
 //  call to it in between; writing past it is an API misuse (assert). Not
-//  visible until published.
-void
+//  visible until published. Returns the index of its header.
+uint64_t
     shmipc_ring_put (shmipc_ring_t *self, const void *data, size_t size,
                      uint32_t flags);
 
@@ -192,6 +195,12 @@ void
 //  we have consumed (from the write index last seen).
 size_t
     shmipc_ring_free_if_released (shmipc_ring_t *self);
+
+//  Writer: return true if the record whose header is at index at has
+//  been read and released, and the reader's hold table (as the last
+//  shmipc_ring_space saw it) does not hold it.
+bool
+    shmipc_ring_returned (shmipc_ring_t *self, uint64_t at, size_t size);
 
 //  Reader: return the bytes consumed but not yet released.
 size_t

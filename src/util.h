@@ -84,6 +84,24 @@ size_t
 int
     shmipc__grow (void **items, size_t *slots, size_t count, size_t item_size);
 
+//  Store and load a little-endian u64 (what crosses to a peer is always
+//  little-endian), at any alignment.
+static inline void
+shmipc__put64 (uint8_t *at, uint64_t value)
+{
+    for (int index = 0; index < 8; index++)
+        at [index] = (uint8_t) (value >> (8 * index));
+}
+
+static inline uint64_t
+shmipc__get64 (const uint8_t *at)
+{
+    uint64_t value = 0;
+    for (int index = 7; index >= 0; index--)
+        value = (value << 8) | at [index];
+    return value;
+}
+
 //  Exchange the contents of two messages (msg.c). The channel hands over a
 //  reassembled message this way, without copying a byte.
 typedef struct _shmipc_msg_t shmipc_msg_t;

@@ -26,13 +26,6 @@ s_put32 (uint8_t *at, uint32_t value)
         at [index] = (uint8_t) (value >> (8 * index));
 }
 
-static void
-s_put64 (uint8_t *at, uint64_t value)
-{
-    for (int index = 0; index < 8; index++)
-        at [index] = (uint8_t) (value >> (8 * index));
-}
-
 static uint16_t
 s_get16 (const uint8_t *at)
 {
@@ -48,15 +41,6 @@ s_get32 (const uint8_t *at)
     return value;
 }
 
-static uint64_t
-s_get64 (const uint8_t *at)
-{
-    uint64_t value = 0;
-    for (int index = 7; index >= 0; index--)
-        value = value << 8 | at [index];
-    return value;
-}
-
 size_t
 shmipc__wire_hello (uint8_t *buffer, int role, uint64_t capacity,
                     uint64_t segment_size, const char *name, size_t name_size)
@@ -65,8 +49,8 @@ shmipc__wire_hello (uint8_t *buffer, int role, uint64_t capacity,
     buffer [1] = (uint8_t) role;
     s_put16 (buffer + 2, SHMIPC__WIRE_VERSION);
     s_put32 (buffer + 4, SHMIPC__WIRE_MAGIC);
-    s_put64 (buffer + 8, capacity);
-    s_put64 (buffer + 16, segment_size);
+    shmipc__put64 (buffer + 8, capacity);
+    shmipc__put64 (buffer + 16, segment_size);
     s_put16 (buffer + 24, (uint16_t) name_size);
     memcpy (buffer + SHMIPC__HELLO_FIXED, name, name_size);
     return SHMIPC__HELLO_FIXED + name_size;
@@ -109,8 +93,8 @@ shmipc__wire_decode (const uint8_t *buffer, size_t size,
         record->role = buffer [1];
         if (record->role != 0 && record->role != 1)
             return s_bad (reason, "bad role");
-        record->capacity = s_get64 (buffer + 8);
-        record->segment_size = s_get64 (buffer + 16);
+        record->capacity = shmipc__get64 (buffer + 8);
+        record->segment_size = shmipc__get64 (buffer + 16);
         record->name_size = s_get16 (buffer + 24);
         if (record->name_size > SHMIPC_NAME_MAX
         ||  size != SHMIPC__HELLO_FIXED + record->name_size)
@@ -133,6 +117,10 @@ shmipc__wire_decode (const uint8_t *buffer, size_t size,
         case SHMIPC__WIRE_ACK:
             if (size != SHMIPC__RECORD_HEAD)
                 return s_bad (reason, "bad ACK");
+            return 0;
+        case SHMIPC__WIRE_POOL:
+            if (size != SHMIPC__RECORD_HEAD || record->value != 0)
+                return s_bad (reason, "bad POOL");
             return 0;
         case SHMIPC__WIRE_CTRL:
             if (record->value > SHMIPC_CTRL_MAX

@@ -10,6 +10,8 @@
     WAKE   type=2 0 0 0 u32:0                 (the peer asked to be woken)
     CTRL   type=3 0 0 0 u32:size payload...   (a control message)
     ACK    type=4 0 0 0 u32:consumed          (control messages read so far)
+    POOL   type=5 0 0 0 u32:0                 (+ one descriptor: the sender's
+                                               loan pool, at most once)
     =========================================================================
 */
 
@@ -22,10 +24,11 @@
 #define SHMIPC__WIRE_WAKE    2
 #define SHMIPC__WIRE_CTRL    3
 #define SHMIPC__WIRE_ACK     4
+#define SHMIPC__WIRE_POOL    5
 
 #define SHMIPC__WIRE_MAGIC   0x484d4853u     //  "SHMH"
-//  2: PAD records and hold tables (a version 1 peer would overwrite what
-//  we hold): version 1 peers are refused
+//  2: PAD and LOAN records, hold tables and POOL (a version 1 peer would
+//  overwrite what we hold): version 1 peers are refused
 #define SHMIPC__WIRE_VERSION 2
 
 //  Fixed part of a HELLO; other records have an 8-byte header.

@@ -1,0 +1,124 @@
+/*  =========================================================================
+    loan - frames whose data lives in the socket's shared-memory loan pool
+    (shmipc_frame_new, shmipc_msg_init_loan): the public API
+
+    Owns nothing of its own: the pool is the socket's registry entry's
+    (made here at the first loan, and handed to its actor with LOANS), the
+    blocks are ZeroMQ's messages' until their free callback runs. The
+    actor's channels send such frames as offsets (channel_lend.c).
+    =========================================================================
+*/
+
+#include "registry.h"
+#include "real.h"
+
+//  Below this a loan costs more than the copy it saves: an ordinary frame.
+#define S_LOAN_MIN      4096
+
+//  The pool: four rings' worth, at least 4 MiB.
+#define S_POOL_BYTES(capacity) \
+    ((capacity) * 4 > (4UL << 20) ? (capacity) * 4 : (4UL << 20))
+
+//  ZeroMQ frees a loaned frame: its block goes back when no channel still
+//  lends it.
+static void
+s_loan_free (void *data, void *hint)
+{
+    shmipc_loans_unref ((shmipc_loans_t *) hint, data);
+}
+
+//  Return the socket's pool, making it and telling the actor at the first
+//  loan; NULL (with errno) if there is none to be had.
+static shmipc_loans_t *
+s_pool (shmipc__entry_t *entry)
+{
+    if (entry->loans)
+        return entry->loans;
+    size_t size = S_POOL_BYTES (entry->capacity);
+    if (size > SHMIPC_LOANS_MAX)
+        size = SHMIPC_LOANS_MAX;
+    shmipc_loans_t *loans = shmipc_loans_new ("loans", size);
+    if (!loans)
+        return NULL;
+    SHMIPC__SEND (entry->actor, "sp", "LOANS", (void *) loans);
+    if (shmipc__actor_wait (entry->actor)) {
+        shmipc_loans_release (&loans);
+        return NULL;
+    }
+    entry->loans = loans;
+    return loans;
+}
+
+//  Initialise msg with a block of the socket's pool. Returns 0, or -1 if
+//  no block can be had (errno set; msg untouched).
+static int
+s_init_loan (zmq_msg_t *msg, void *self, size_t size)
+{
+    if (size < S_LOAN_MIN) {
+        errno = EMSGSIZE;
+        return -1;
+    }
+    shmipc__entry_t *entry = shmipc__registry_require (zsock_resolve (self), false);
+    shmipc_loans_t *loans = entry ? s_pool (entry) : NULL;
+    void *data = loans ? shmipc_loans_take (loans, size) : NULL;
+    if (!data)
+        return -1;
+    if (zmq_msg_init_data (msg, data, size, s_loan_free, loans)) {
+        shmipc_loans_unref (loans, data);
+        return -1;
+    }
+    return 0;
+}
+
+int
+shmipc_msg_init_loan (zmq_msg_t *msg, void *self, size_t size)
+{
+    assert (msg);
+    assert (self);
+    if (s_init_loan (msg, self, size) == 0)
+        return 0;
+    //  No loan: an ordinary message, copied later, never a failure
+    return zmq_msg_init_size (msg, size);
+}
+
+//  Turn a loaned message into a frame: czmq (without its draft API) makes
+//  frames only from bytes it copies, or from a message it receives, so
+//  the message makes one trip through an inproc pair of the socket's.
+static zframe_t *
+s_frame_from (shmipc__entry_t *entry, zmq_msg_t *msg)
+{
+    if (!entry->loop [0]) {
+        void *context = zsys_init ();
+        char endpoint [64];
+        snprintf (endpoint, sizeof endpoint, "inproc://shmipc-loan-%p", (void *) entry);
+        entry->loop [0] = context ? shmipc__real ()->socket (context, ZMQ_PAIR) : NULL;
+        entry->loop [1] = context ? shmipc__real ()->socket (context, ZMQ_PAIR) : NULL;
+        if (!entry->loop [0] || !entry->loop [1]
+        ||  shmipc__real ()->bind (entry->loop [1], endpoint)
+        ||  shmipc__real ()->connect (entry->loop [0], endpoint)) {
+            for (int index = 0; index < 2; index++)
+                if (entry->loop [index])
+                    shmipc__real ()->close (entry->loop [index]);
+            entry->loop [0] = entry->loop [1] = NULL;
+            return NULL;
+        }
+    }
+    if (zmq_msg_send (msg, entry->loop [0], ZMQ_DONTWAIT) == -1)
+        return NULL;
+    return zframe_recv (entry->loop [1]);
+}
+
+zframe_t *
+shmipc_frame_new (void *self, size_t size)
+{
+    assert (self);
+    zmq_msg_t msg;
+    if (s_init_loan (&msg, self, size) == 0) {
+        //  The entry exists: s_init_loan made it
+        zframe_t *frame = s_frame_from (shmipc__registry_find (zsock_resolve (self)), &msg);
+        zmq_msg_close (&msg);           //  Emptied by the send, if it went
+        if (frame)
+            return frame;
+    }
+    return zframe_new (NULL, size);
+}
