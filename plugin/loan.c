@@ -88,7 +88,9 @@ static zframe_t *
 s_frame_from (shmipc__entry_t *entry, zmq_msg_t *msg)
 {
     if (!entry->loop [0]) {
-        void *context = zsys_init ();
+        //  In the socket's own context: ending that context ends the entry,
+        //  and with it the pair, first
+        void *context = entry->context;
         char endpoint [64];
         snprintf (endpoint, sizeof endpoint, "inproc://shmipc-loan-%p", (void *) entry);
         entry->loop [0] = context ? shmipc__real ()->socket (context, ZMQ_PAIR) : NULL;
@@ -102,6 +104,9 @@ s_frame_from (shmipc__entry_t *entry, zmq_msg_t *msg)
             entry->loop [0] = entry->loop [1] = NULL;
             return NULL;
         }
+        int linger = 0;
+        for (int index = 0; index < 2; index++)
+            zmq_setsockopt (entry->loop [index], ZMQ_LINGER, &linger, sizeof linger);
     }
     if (zmq_msg_send (msg, entry->loop [0], ZMQ_DONTWAIT) == -1)
         return NULL;
