@@ -38,6 +38,23 @@
 #define SHMIPC__CHANNEL_KIND    0x4e414843u     //  "CHAN": a channel segment
 #define SHMIPC__CONTROL_OFFSET  64
 
+//  Create our segment, fully populated, and point the waiter at our
+//  control block (channel_handshake.c). Returns 0 or -1 with errno.
+int
+    shmipc__channel_own_new (shmipc_channel_t *self);
+
+//  Send our HELLO with our segment's descriptor, without waiting. Returns
+//  0, or -1 with errno (EPIPE or ECONNRESET: the peer is gone; ENOBUFS
+//  instead of EAGAIN, which would mean "not yet").
+int
+    shmipc__channel_send_hello (shmipc_channel_t *self, int sock);
+
+//  Read the peer's HELLO if it is there (and answer it, as the server).
+//  Returns 0 when ready, -1/EAGAIN if not yet, -1 with another errno if
+//  the channel broke.
+int
+    shmipc__channel_handshake_step (shmipc_channel_t *self);
+
 struct _shmipc_channel_t {
     int role;                               //  SHMIPC_CLIENT or SHMIPC_SERVER
     int64_t created;                        //  When, in monotonic ms
