@@ -20,7 +20,8 @@
 struct _shmipc_hold_t {
     shmipc__holds_t *owner;         //  Whose slot; not owned
     unsigned slot;                  //  Slot (bit) index
-    uint64_t bytes;                 //  Ring bytes held
+    uint64_t bytes;                 //  Frame bytes it counts against
+                                    //  the share
 };
 
 struct _shmipc__holds_t {
@@ -72,15 +73,18 @@ shmipc__holds_take (shmipc__holds_t *self, uint64_t at, uint64_t bytes)
     _Atomic uint64_t *mask = (_Atomic uint64_t *) &self->table->mask;
     uint64_t used = atomic_load_explicit (mask, memory_order_relaxed);
     uint64_t held = atomic_load_explicit (&self->held, memory_order_relaxed);
-    if (~used == 0 || held + bytes > self->share || bytes > UINT32_MAX) {
+    //  The share counts frame data, not record headers: two 1 MiB frames
+    //  may be held from a 4 MiB ring
+    uint64_t data = bytes > SHMIPC_RECORD_HEADER ? bytes - SHMIPC_RECORD_HEADER : 0;
+    if (~used == 0 || held + data > self->share || bytes > UINT32_MAX) {
         errno = ENOBUFS;
         return NULL;
     }
     //  Only this thread sets bits, so a clear bit stays clear until we do
     unsigned slot = (unsigned) __builtin_ctzll (~used);
     shmipc_hold_t *hold = &self->holds [slot];
-    hold->bytes = bytes;
-    atomic_fetch_add_explicit (&self->held, bytes, memory_order_relaxed);
+    hold->bytes = data;
+    atomic_fetch_add_explicit (&self->held, data, memory_order_relaxed);
     atomic_fetch_add_explicit (&self->refs, 1, memory_order_relaxed);
     atomic_store_explicit ((_Atomic uint64_t *) &self->table->slots [slot],
                            SHMIPC_HOLD_SLOT (at & self->mask, bytes),

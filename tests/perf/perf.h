@@ -33,6 +33,8 @@ typedef enum {
 //  (blocking and spinning), and the machine's limits.
 typedef enum {
     PERF_SHM,                   //  czmq socket, shm:// endpoint
+    PERF_SHM_ZC,                //  The same, receiving sockets with
+                                //  shmipc_set_zerocopy
     PERF_IPC,                   //  czmq socket, ipc://
     PERF_TCP,                   //  czmq socket, tcp://127.0.0.1
     PERF_INPROC,                //  czmq socket, inproc:// (two threads)
@@ -58,6 +60,8 @@ typedef struct {
     int timeout_s;              //  The run's time limit, s
     int settle_ms;              //  ZeroMQ sender: wait after connect
     int memcpy_ms;              //  memcpy: how long to copy
+    int zerocopy;               //  1: receiving ZeroMQ sockets call
+                                //  shmipc_set_zerocopy before attaching
     //  Only for forked limit roles (never on a command line)
     int fd_a;                   //  eventfd ping
     int fd_b;                   //  eventfd pong
@@ -71,6 +75,10 @@ typedef struct {
     double median_us;           //  RTT: median round trip, us
     double p99_us;              //  RTT: 99th percentile, us
     double seconds;             //  Wall time of the run, start to reaped
+    //  shm-zc only: the receiving sockets' shmipc_sock_stats, summed
+    //  (THR: the PULL; RTT: the REQ and the REP)
+    uint64_t frames_lent;       //  Frames received in place
+    uint64_t msgs_in;           //  Messages received over shm
 } perf_sample_t;
 
 //  Everything the coordinator decided and measured.
@@ -122,7 +130,8 @@ typedef struct {
 typedef enum {
     PERF_RATE,                  //  perf_sample_t.rate
     PERF_MEDIAN,                //  perf_sample_t.median_us
-    PERF_P99                    //  perf_sample_t.p99_us
+    PERF_P99,                   //  perf_sample_t.p99_us
+    PERF_LENT                   //  frames_lent / msgs_in (shm-zc)
 } perf_metric_t;
 
 //  --------------------------------------------------------------------------

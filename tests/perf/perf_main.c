@@ -50,9 +50,10 @@ s_usage (FILE *stream)
 {
     fprintf (stream,
 "Usage: shmipc-perf [options]\n"
-"Compares czmq PUSH->PULL throughput and REQ/REP round trips over shm://,\n"
-"ipc://, tcp://127.0.0.1 and inproc://, the core channel without ZeroMQ, and\n"
-"the machine's limits, in one run, each side in its own process.\n"
+"Compares czmq PUSH->PULL throughput and REQ/REP round trips over shm://\n"
+"(also with zero-copy receive: shm-zc), ipc://, tcp://127.0.0.1 and inproc://,\n"
+"the core channel without ZeroMQ, and the machine's limits, in one run, each\n"
+"side in its own process.\n"
 "\n"
 "  -s, --size N[K|M]     also measure this message size (repeatable);\n"
 "                        defaults: 64, 1K, 64K, 1M\n"
@@ -60,7 +61,7 @@ s_usage (FILE *stream)
 "  -n, --count N         messages per throughput run and round trips per\n"
 "                        round-trip run (default: from a byte budget)\n"
 "  -r, --reps N          repetitions, interleaved (default 3)\n"
-"  -t, --transports LIST comma-separated: shm,ipc,tcp,inproc,core,limits\n"
+"  -t, --transports LIST comma-separated: shm,shm-zc,ipc,tcp,inproc,core,limits\n"
 "                        (default: all)\n"
 "  -c, --capacity BYTES  shm ring capacity (default 4M)\n"
 "      --spin US         core channel spin for the core+spin rows\n"
@@ -111,6 +112,7 @@ s_role_main (int argc, char **argv)
             else if (strcmp (key, "timeout") == 0)  job.timeout_s = (int) number;
             else if (strcmp (key, "settle") == 0)   job.settle_ms = (int) number;
             else if (strcmp (key, "memcpy_ms") == 0) job.memcpy_ms = (int) number;
+            else if (strcmp (key, "zerocopy") == 0) job.zerocopy = (int) number;
             else {
                 perf_fail ("unknown argument '%s'", key);
                 return 2;
@@ -159,6 +161,7 @@ s_parse_transports (perf_plan_t *plan, const char *list)
     char *saved;
     for (char *name = strtok_r (copy, ",", &saved); name; name = strtok_r (NULL, ",", &saved)) {
         if (strcmp (name, "shm") == 0)      plan->selected [PERF_SHM] = true;
+        else if (strcmp (name, "shm-zc") == 0) plan->selected [PERF_SHM_ZC] = true;
         else if (strcmp (name, "ipc") == 0) plan->selected [PERF_IPC] = true;
         else if (strcmp (name, "tcp") == 0) plan->selected [PERF_TCP] = true;
         else if (strcmp (name, "inproc") == 0) plan->selected [PERF_INPROC] = true;
@@ -172,7 +175,7 @@ s_parse_transports (perf_plan_t *plan, const char *list)
                 plan->selected [index] = true;
         else {
             fprintf (stderr, "shmipc-perf: unknown transport '%s' "
-                             "(shm, ipc, tcp, inproc, core, limits, all)\n", name);
+                             "(shm, shm-zc, ipc, tcp, inproc, core, limits, all)\n", name);
             return -1;
         }
     }
@@ -395,10 +398,10 @@ s_loadavg (char *buffer, size_t size)
 
 //  Start the children, server first when it must say READY (its endpoint
 //  goes to the others), collect every RESULT, release and reap them all.
-//  Copies the measuring child's RESULT into result. Returns 0 or -1.
+//  Copies each child's RESULT into results [child]. Returns 0 or -1.
 static int
 s_execute (const perf_plan_t *plan, perf_job_t *jobs, perf_role_fn **fns, size_t count,
-           bool server_first, size_t measure, char *result, size_t result_size)
+           bool server_first, char results [][PERF_LINE_MAX])
 {
     perf_child_t children [2];
     memset (children, 0, sizeof children);
@@ -429,7 +432,8 @@ s_execute (const perf_plan_t *plan, perf_job_t *jobs, perf_role_fn **fns, size_t
         }
     if (perf_spawn_wait (children, count, false, true, deadline))
         goto done;
-    snprintf (result, result_size, "%s", children [measure].result);
+    for (size_t index = 0; index < count; index++)
+        snprintf (results [index], PERF_LINE_MAX, "%s", children [index].result);
     rc = 0;
 done:;
     //  Ten more seconds to close down (libzmq and the shmipc actor); then kill
@@ -488,8 +492,11 @@ s_run (perf_plan_t *plan, perf_kind_t kind, perf_transport_t transport, size_t s
     void *shared = MAP_FAILED;
     switch (transport) {
         case PERF_SHM:
+        case PERF_SHM_ZC:
             snprintf (path, sizeof path, "/tmp/shmipc-perf-%d-%d.sock", pid, id);
             snprintf (jobs [0].endpoint, sizeof jobs [0].endpoint, "shm://%s", path);
+            //  Both children get it; only the receiving sockets use it
+            jobs [0].zerocopy = jobs [1].zerocopy = transport == PERF_SHM_ZC;
             break;
         case PERF_IPC:
             snprintf (path, sizeof path, "/tmp/shmipc-perf-%d-%d.ipc", pid, id);
@@ -566,8 +573,10 @@ s_run (perf_plan_t *plan, perf_kind_t kind, perf_transport_t transport, size_t s
     for (size_t index = 0; index < count; index++)
         snprintf (jobs [index].role, sizeof jobs [index].role, "%s", roles [index]);
     perf_spawn_set_cleanup (path, NULL);
-    char result [PERF_LINE_MAX] = "";
-    int rc = s_execute (plan, jobs, fns, count, server_first, measure, result, sizeof result);
+    char results [2][PERF_LINE_MAX] = { "", "" };
+    size_t said = measure;          //  Whose RESULT is being read
+    const char *result = results [measure];
+    int rc = s_execute (plan, jobs, fns, count, server_first, results);
     if (shared != MAP_FAILED)
         munmap (shared, 4096);
     if (jobs [0].fd_a >= 0) {
@@ -606,11 +615,28 @@ s_run (perf_plan_t *plan, perf_kind_t kind, perf_transport_t transport, size_t s
         sample.median_us = (double) median_ns / 1000;
         sample.p99_us = (double) p99_ns / 1000;
     }
+    //  shm-zc: how many frames the receiving sockets got in place (THR:
+    //  the PULL; RTT: both, for both receive)
+    if (transport == PERF_SHM_ZC)
+        for (size_t index = 0; index < count; index++) {
+            uint64_t lent, msgs_in;
+            bool receives = !thr || index == 0;
+            if (!receives)
+                continue;
+            said = index;
+            result = results [index];
+            if (perf_result_u64 (result, "frames_lent", &lent)
+            ||  perf_result_u64 (result, "msgs_in", &msgs_in))
+                goto bad_result;
+            sample.frames_lent += lent;
+            sample.msgs_in += msgs_in;
+        }
     sample.ok = true;
     return sample;
 
 bad_result:
-    fprintf (stderr, "\nshmipc-perf: %s: unexpected RESULT '%s'\n", roles [measure], result);
+    fprintf (stderr, "\nshmipc-perf: %s: unexpected RESULT '%s'\n",
+             roles [said], result);
     return sample;
 }
 
@@ -657,10 +683,11 @@ s_measure (perf_plan_t *plan, perf_kind_t kind, perf_transport_t transport,
 }
 
 static const perf_transport_t s_thr_order [] = {
-    PERF_SHM, PERF_IPC, PERF_TCP, PERF_INPROC, PERF_CORE, PERF_CORE_SPIN, PERF_MEMCPY
+    PERF_SHM, PERF_SHM_ZC, PERF_IPC, PERF_TCP, PERF_INPROC, PERF_CORE, PERF_CORE_SPIN,
+    PERF_MEMCPY
 };
 static const perf_transport_t s_rtt_order [] = {
-    PERF_SHM, PERF_IPC, PERF_TCP, PERF_INPROC, PERF_CORE, PERF_CORE_SPIN
+    PERF_SHM, PERF_SHM_ZC, PERF_IPC, PERF_TCP, PERF_INPROC, PERF_CORE, PERF_CORE_SPIN
 };
 #define S_COUNT(array) (sizeof (array) / sizeof (array) [0])
 

@@ -19,15 +19,17 @@
 #include <zmq.h>
 
 static const char *s_names [PERF_TRANSPORTS] = {
-    "shm", "ipc", "tcp", "inproc", "core", "core+spin", "memcpy", "cacheline", "eventfd"
+    "shm", "shm-zc", "ipc", "tcp", "inproc", "core", "core+spin", "memcpy", "cacheline",
+    "eventfd"
 };
 
 //  The rows of each table, in order
 static const perf_transport_t s_thr_rows [] = {
-    PERF_SHM, PERF_IPC, PERF_TCP, PERF_INPROC, PERF_CORE, PERF_CORE_SPIN, PERF_MEMCPY
+    PERF_SHM, PERF_SHM_ZC, PERF_IPC, PERF_TCP, PERF_INPROC, PERF_CORE, PERF_CORE_SPIN,
+    PERF_MEMCPY
 };
 static const perf_transport_t s_rtt_rows [] = {
-    PERF_SHM, PERF_IPC, PERF_TCP, PERF_INPROC, PERF_CORE, PERF_CORE_SPIN
+    PERF_SHM, PERF_SHM_ZC, PERF_IPC, PERF_TCP, PERF_INPROC, PERF_CORE, PERF_CORE_SPIN
 };
 static const perf_transport_t s_limit_rows [] = { PERF_CACHELINE, PERF_EVENTFD };
 #define S_COUNT(array) (sizeof (array) / sizeof (array) [0])
@@ -54,7 +56,14 @@ perf_summary (const perf_plan_t *plan, perf_kind_t kind, perf_transport_t transp
     int n = 0;
     for (int rep = 0; rep < plan->reps; rep++) {
         const perf_sample_t *sample = &plan->samples [kind][transport][size_index][rep];
-        if (sample->ok)
+        if (!sample->ok)
+            continue;
+        if (metric == PERF_LENT) {
+            //  Only runs that report it (shm-zc), and received something
+            if (sample->msgs_in)
+                values [n++] = (double) sample->frames_lent / (double) sample->msgs_in;
+        }
+        else
             values [n++] = metric == PERF_RATE ? sample->rate
                          : metric == PERF_MEDIAN ? sample->median_us : sample->p99_us;
     }
@@ -232,6 +241,8 @@ s_header (const perf_plan_t *plan, const char *lead)
     char capacity [32];
     printf ("%sshm          ring capacity %s each way (shmipc_set_capacity, channel capacity)\n",
             lead, perf_format_size (plan->capacity, capacity, sizeof capacity));
+    printf ("%sshm-zc       as shm, and the receiving sockets (PULL; REQ and REP) call"
+            " shmipc_set_zerocopy before attaching\n", lead);
     printf ("%score         sender: sendv SHMIPC_DEFER, flush every %d msgs (at most capacity/4"
             " unpublished); receiver: recv_view, in place;\n", lead, plan->batch);
     printf ("%s             core: spin 0 (blocking); core+spin: shmipc_channel_set_spin %d us"
@@ -316,6 +327,27 @@ perf_report_table (const perf_plan_t *plan)
             }
         }
     }
+    if (plan->measured [PERF_THR][PERF_SHM_ZC] || plan->measured [PERF_RTT][PERF_SHM_ZC]) {
+        //  Whether zero copy happened: frames of 64 KiB and up are lent
+        //  only while the receiver holds under half the sender's ring and
+        //  under 64 frames (ZeroMQ's queues count); the rest are copied
+        printf ("\nZERO-COPY RECEIVE, frames lent / messages received by the receiving"
+                " sockets (shmipc_sock_stats);\n                            round trip:"
+                " REQ and REP together; frames of 64 KiB and up can be lent\n");
+        printf ("%-8s  %-10s  %-28s  %s\n", "size", "transport", "throughput", "round trip");
+        for (size_t index = 0; index < plan->nsizes; index++) {
+            char *cells [PERF_KINDS] = { cell1, cell2 };
+            for (int kind = 0; kind < PERF_KINDS; kind++)
+                if (plan->measured [kind][PERF_SHM_ZC])
+                    s_cell (plan, perf_summary (plan, (perf_kind_t) kind, PERF_SHM_ZC, index,
+                                                PERF_LENT), 1, false, cells [kind], 128);
+                else
+                    snprintf (cells [kind], 128, "-");
+            printf ("%-8s  %-10s  %-28s  %s\n",
+                    perf_format_size (plan->sizes [index], size, sizeof size),
+                    s_names [PERF_SHM_ZC], cell1, cell2);
+        }
+    }
     if (plan->measured [PERF_RTT][PERF_CACHELINE] || plan->measured [PERF_RTT][PERF_EVENTFD]) {
         printf ("\nMACHINE LIMITS, round trip between two processes, us\n");
         printf ("%-20s  %-28s  %-28s\n", "", "median", "p99");
@@ -385,6 +417,10 @@ perf_report_csv (const perf_plan_t *plan)
                        "msgs_per_s", rate, 1, ratio, against);
             s_csv_row (plan, "throughput", transport, plan->sizes [index], count, 0,
                        "MB_per_s", rate, (double) plan->sizes [index] / 1e6, ratio, against);
+            if (transport == PERF_SHM_ZC)
+                s_csv_row (plan, "throughput", transport, plan->sizes [index], count, 0,
+                           "lent_fraction", perf_summary (plan, PERF_THR, transport, index,
+                                                          PERF_LENT), 1, 0, NULL);
         }
     for (size_t index = 0; index < plan->nsizes; index++)
         for (size_t row = 0; row < S_COUNT (s_rtt_rows); row++) {
@@ -401,6 +437,11 @@ perf_report_csv (const perf_plan_t *plan)
                        plan->rtt_count [index], plan->rtt_warmup [index], "p99_us",
                        perf_summary (plan, PERF_RTT, transport, index, PERF_P99), 1,
                        0, NULL);
+            if (transport == PERF_SHM_ZC)
+                s_csv_row (plan, "round_trip", transport, plan->sizes [index],
+                           plan->rtt_count [index], plan->rtt_warmup [index], "lent_fraction",
+                           perf_summary (plan, PERF_RTT, transport, index, PERF_LENT), 1,
+                           0, NULL);
         }
     for (size_t row = 0; row < S_COUNT (s_limit_rows); row++) {
         perf_transport_t transport = s_limit_rows [row];
@@ -472,6 +513,12 @@ s_json_result (const perf_plan_t *plan, perf_kind_t kind, perf_transport_t trans
     const char *against = perf_ratio (plan, kind, transport, size_index, &ratio);
     if (against && ratio > 0)
         printf (", \"ratio\": %.4f, \"ratio_against\": \"%s\"", ratio, against);
+    if (transport == PERF_SHM_ZC) {
+        //  frames_lent / msgs_in of the receiving sockets
+        printf (", ");
+        s_json_stat ("lent_fraction", perf_summary (plan, kind, transport, size_index,
+                                                    PERF_LENT), 1);
+    }
     printf (", \"reps\": [");
     for (int rep = 0; rep < plan->reps; rep++) {
         const perf_sample_t *sample = &plan->samples [kind][transport][size_index][rep];
@@ -480,11 +527,15 @@ s_json_result (const perf_plan_t *plan, perf_kind_t kind, perf_transport_t trans
             printf ("null");
         else
         if (kind == PERF_THR)
-            printf ("{\"msgs_per_s\": %.6g, \"seconds\": %.3f}", sample->rate,
+            printf ("{\"msgs_per_s\": %.6g, \"seconds\": %.3f", sample->rate,
                     sample->seconds);
         else
-            printf ("{\"median_us\": %.6g, \"p99_us\": %.6g, \"seconds\": %.3f}",
+            printf ("{\"median_us\": %.6g, \"p99_us\": %.6g, \"seconds\": %.3f",
                     sample->median_us, sample->p99_us, sample->seconds);
+        if (transport == PERF_SHM_ZC)
+            printf (", \"frames_lent\": %" PRIu64 ", \"msgs_in\": %" PRIu64,
+                    sample->frames_lent, sample->msgs_in);
+        printf ("}");
     }
     printf ("]}");
 }

@@ -22,8 +22,10 @@
 #include <unistd.h>
 
 //  Create a socket of type with the job's HWM and timeouts (and ring
-//  capacity, for shm://), then bind or connect it to the job's endpoint.
-//  Returns the socket, setting *port for tcp binds, or NULL after saying why.
+//  capacity, for shm://; and zero-copy receive for the shm-zc row's
+//  receiving sockets: PULL, REQ, REP), then bind or connect it to the
+//  job's endpoint. Returns the socket, setting *port for tcp binds, or NULL
+//  after saying why.
 static zsock_t *
 s_socket (int type, const perf_job_t *job, bool bind, int *port)
 {
@@ -39,6 +41,11 @@ s_socket (int type, const perf_job_t *job, bool bind, int *port)
     if (shmipc_endpoint_is_shm (job->endpoint)
     &&  shmipc_set_capacity (sock, job->capacity)) {
         perf_fail ("shmipc_set_capacity (%zu): %s", job->capacity, strerror (errno));
+        shmipc_sock_destroy (&sock);
+        return NULL;
+    }
+    if (job->zerocopy && type != ZMQ_PUSH && shmipc_set_zerocopy (sock, true)) {
+        perf_fail ("shmipc_set_zerocopy: %s", strerror (errno));
         shmipc_sock_destroy (&sock);
         return NULL;
     }
@@ -62,6 +69,25 @@ s_say_ready (const perf_job_t *job, int port)
         perf_say ("READY tcp://127.0.0.1:%d", port);
     else
         perf_say ("READY %s", job->endpoint);
+}
+
+//  For the shm-zc row: " frames_lent=N msgs_in=N" from the socket's
+//  shm counters, to end its RESULT line with; else "". Returns 0, or -1
+//  after saying why.
+static int
+s_lent (zsock_t *sock, const perf_job_t *job, char *buffer, size_t size)
+{
+    *buffer = 0;
+    if (!job->zerocopy)
+        return 0;
+    shmipc_stats_t stats;
+    if (shmipc_sock_stats (sock, &stats)) {
+        perf_fail ("shmipc_sock_stats: %s", strerror (errno));
+        return -1;
+    }
+    snprintf (buffer, size, " frames_lent=%" PRIu64 " msgs_in=%" PRIu64,
+              stats.frames_lent, stats.msgs_in);
+    return 0;
 }
 
 //  A buffer of size bytes, filled (so its pages are real), never empty.
@@ -202,11 +228,14 @@ s_rtt_ping (zsock_t *sock, const perf_job_t *job)
         if (seq >= job->warmup)
             samples [seq - job->warmup] = (uint64_t) (end - start);
     }
+    char lent [96];
+    if (rc == 0 && s_lent (sock, job, lent, sizeof lent))
+        rc = -1;
     if (rc == 0) {
         double median_us, p99_us;
         perf_percentiles (samples, job->count, &median_us, &p99_us);
-        perf_say ("RESULT count=%" PRIu64 " median_ns=%.0f p99_ns=%.0f",
-                  job->count, median_us * 1000, p99_us * 1000);
+        perf_say ("RESULT count=%" PRIu64 " median_ns=%.0f p99_ns=%.0f%s",
+                  job->count, median_us * 1000, p99_us * 1000, lent);
     }
     zmq_msg_close (&msg);
     free (buffer);
@@ -226,9 +255,13 @@ s_thr_recv_role (const perf_job_t *job)
         return 1;
     s_say_ready (job, port);
     int64_t elapsed_ns;
+    char lent [96];
     int rc = s_thr_receive (sock, job, &elapsed_ns);
+    if (rc == 0)
+        rc = s_lent (sock, job, lent, sizeof lent);
     if (rc == 0) {
-        perf_say ("RESULT count=%" PRIu64 " elapsed_ns=%" PRId64, job->count, elapsed_ns);
+        perf_say ("RESULT count=%" PRIu64 " elapsed_ns=%" PRId64 "%s", job->count,
+                  elapsed_ns, lent);
         perf_wait_release ();
     }
     shmipc_sock_destroy (&sock);
@@ -263,9 +296,12 @@ s_rtt_server_role (const perf_job_t *job)
     if (!sock)
         return 1;
     s_say_ready (job, port);
+    char lent [96];
     int rc = s_rtt_serve (sock, job);
+    if (rc == 0)
+        rc = s_lent (sock, job, lent, sizeof lent);
     if (rc == 0) {
-        perf_say ("RESULT");
+        perf_say ("RESULT%s", lent);
         perf_wait_release ();
     }
     shmipc_sock_destroy (&sock);
