@@ -40,11 +40,20 @@
 #define S_SPIN_US_MAX       10000
 #define S_SPIN_WINDOW_US    2000
 
-//  True if a core is free to spin on: no runnable thread waits for one.
-//  Without /proc/loadavg, assume so.
+//  How long an answer of s_core_free stands: reading /proc/loadavg at
+//  every pause in a conversation was one more system call per message.
+#define S_LOAD_US           10000
+
+//  True if a core is free to spin on: no runnable thread waits for one
+//  (as of at most S_LOAD_US ago). Without /proc/loadavg, assume so.
 static bool
 s_core_free (shmipc__actor_t *self)
 {
+    int64_t now = zclock_usecs ();
+    if (self->core_free_at && now - self->core_free_at < S_LOAD_US)
+        return self->core_free;
+    self->core_free_at = now;
+    self->core_free = true;
     char text [128];
     ssize_t size = self->loadavg >= 0 ? pread (self->loadavg, text, sizeof text - 1, 0) : -1;
     if (size <= 0)
@@ -58,7 +67,8 @@ s_core_free (shmipc__actor_t *self)
             field++;
     }
     long running = field ? strtol (field, NULL, 10) : 0;
-    return running <= self->cores;
+    self->core_free = running <= self->cores;
+    return self->core_free;
 }
 
 //  Process one link: move what can be moved, note its traffic, and queue

@@ -147,6 +147,9 @@ typedef struct {
                                     //  environment's), 0: no spin
     int loadavg;                    //  /proc/loadavg, open (-1: none)
     long cores;                     //  Cores online
+    bool core_free;                 //  s_core_free's last answer
+    int64_t core_free_at;           //  When it was read (us): it is read
+                                    //  again only S_LOAD_US later
     int64_t in_at;                  //  When messages last came in (us)
     int64_t out_at;                 //  When messages last went out (us)
     shmipc_loans_t *loans;          //  The socket's loan pool, once it has
