@@ -188,8 +188,8 @@ SHMIPC_EXPORT int
 //  order. Only for peers you trust: the peer (same uid by default) can
 //  still change those bytes while you read them, and writing into such a
 //  frame's data crashes the program (SIGSEGV). While the application holds
-//  more than half of a ring (or 64 frames), further frames are copied,
-//  so the connection never stalls. Off by default; SHMIPC_ZEROCOPY=1 in the
+//  more than half of the sender's ring (or 64 frames), further frames are
+//  copied, so the connection never stalls. Off by default; SHMIPC_ZEROCOPY=1 in the
 //  environment turns it on for every socket (e.g. under shmipc-run).
 //  Returns 0 or -1 with errno.
 SHMIPC_EXPORT int

@@ -211,9 +211,10 @@ SHMIPC_EXPORT void
 //  peer's writer steps over them, until shmipc_hold_release. The rest of
 //  the ring flows on meanwhile. The bytes are still the peer's: it can
 //  change them while you read (trust it, or copy). Returns the hold, or
-//  NULL with errno: ENOBUFS (at most 64 holds and half of the ring at
-//  once: copy the frame instead), EAGAIN (the frame is a private copy, not
-//  in the ring), EINVAL (no such frame).
+//  NULL with errno: ENOBUFS (at most 64 holds and half of the peer's ring
+//  at once, and none from a ring under 4 KiB: copy the frame instead),
+//  EAGAIN (the frame is a private copy, not in the ring, or empty),
+//  EINVAL (no message from recv_view, or no such frame).
 SHMIPC_EXPORT shmipc_hold_t *
     shmipc_channel_hold (shmipc_channel_t *self, size_t index);
 

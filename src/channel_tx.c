@@ -236,8 +236,13 @@ s_stream (shmipc__channel_tx_t *self, const struct iovec *frames, size_t nframes
         uint64_t pad;
         size_t room = shmipc_ring_room (self->ring, (uint64_t) space, &pad);
         if (room == 0) {
-            //  Held records fill what is free: wait for more than that
-            if (s_wait_space (self, pad + shmipc_ring_record_size (1), flags))
+            //  Held records fill what is free. With all of the ring free,
+            //  an honest reader always leaves room (holds.c): this one lies
+            if ((uint64_t) space >= self->capacity)
+                return shmipc__channel_link_break (self->link, EPROTO,
+                                                   "peer hold table leaves no room");
+            //  Else wait for the reader to give back more than there is
+            if (s_wait_space (self, (uint64_t) space + SHMIPC_RECORD_HEADER, flags))
                 return -1;
             continue;
         }

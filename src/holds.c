@@ -7,6 +7,13 @@
     back to the writer (release of the read index): a writer that sees the
     space free sees the hold. Release clears the bit: the writer may then
     reuse the bytes at its next look.
+
+    The share: half the ring, plus a header for each of the 64 slots. So
+    held records leave at least capacity / 2 - 512 bytes in at most 65
+    gaps, and in a ring of SHMIPC_HOLDS_RING_MIN or more one gap has room
+    for a record of 8 bytes (16 with its header): a writer whose reader
+    has given everything back can always go on. A table that leaves no
+    such room is a lie (channel_tx.c cuts the peer off).
     =========================================================================
 */
 
@@ -20,8 +27,7 @@
 struct _shmipc_hold_t {
     shmipc__holds_t *owner;         //  Whose slot; not owned
     unsigned slot;                  //  Slot (bit) index
-    uint64_t bytes;                 //  Frame bytes it counts against
-                                    //  the share
+    uint64_t bytes;                 //  Ring bytes held
 };
 
 struct _shmipc__holds_t {
@@ -46,7 +52,8 @@ shmipc__holds_new (shmipc_holds_table_t *table, size_t capacity)
         return NULL;
     self->table = table;
     self->mask = capacity - 1;
-    self->share = capacity / 2;
+    self->share = capacity >= SHMIPC_HOLDS_RING_MIN
+                ? capacity / 2 + SHMIPC_HOLDS_MAX * SHMIPC_RECORD_HEADER : 0;
     atomic_init (&self->held, 0);
     atomic_init (&self->refs, 1);
     for (unsigned slot = 0; slot < SHMIPC_HOLDS_MAX; slot++)
@@ -71,20 +78,18 @@ shmipc__holds_take (shmipc__holds_t *self, uint64_t at, uint64_t bytes)
 {
     assert (self);
     _Atomic uint64_t *mask = (_Atomic uint64_t *) &self->table->mask;
-    uint64_t used = atomic_load_explicit (mask, memory_order_relaxed);
+    //  Acquire: a slot freed by another thread is free after its reads
+    uint64_t used = atomic_load_explicit (mask, memory_order_acquire);
     uint64_t held = atomic_load_explicit (&self->held, memory_order_relaxed);
-    //  The share counts frame data, not record headers: two 1 MiB frames
-    //  may be held from a 4 MiB ring
-    uint64_t data = bytes > SHMIPC_RECORD_HEADER ? bytes - SHMIPC_RECORD_HEADER : 0;
-    if (~used == 0 || held + data > self->share || bytes > UINT32_MAX) {
+    if (~used == 0 || held + bytes > self->share || bytes > UINT32_MAX) {
         errno = ENOBUFS;
         return NULL;
     }
     //  Only this thread sets bits, so a clear bit stays clear until we do
     unsigned slot = (unsigned) __builtin_ctzll (~used);
     shmipc_hold_t *hold = &self->holds [slot];
-    hold->bytes = data;
-    atomic_fetch_add_explicit (&self->held, data, memory_order_relaxed);
+    hold->bytes = bytes;
+    atomic_fetch_add_explicit (&self->held, bytes, memory_order_relaxed);
     atomic_fetch_add_explicit (&self->refs, 1, memory_order_relaxed);
     atomic_store_explicit ((_Atomic uint64_t *) &self->table->slots [slot],
                            SHMIPC_HOLD_SLOT (at & self->mask, bytes),

@@ -22,18 +22,22 @@
 
 typedef struct _shmipc__holds_t shmipc__holds_t;
 
+//  Smallest ring whose records may be held (see holds.c).
+#define SHMIPC_HOLDS_RING_MIN   4096
+
 //  Create the bookkeeping for table (in our segment, all zero) over a ring
-//  of capacity bytes. At most half of it is held at once (the writer
-//  keeps the other half at least). Returns
-//  NULL with errno ENOMEM.
+//  of capacity bytes. At most half of it is held at once, plus a header
+//  per slot (so two 1 MiB frames of a 4 MiB ring may be); the writer
+//  keeps the rest, and in it always room for a record (see holds.c).
+//  Returns NULL with errno ENOMEM.
 shmipc__holds_t *
     shmipc__holds_new (shmipc_holds_table_t *table, size_t capacity);
 
-//  Hold the record of bytes ring bytes whose header is at index at, and
-//  whose payload is data. Returns the hold, or NULL (errno ENOBUFS) when
-//  every slot is taken or the record would take the held bytes past the
-//  share: then the caller copies. Call before the record's space is
-//  released to the writer.
+//  Hold the record of bytes ring bytes whose header is at index at.
+//  Returns the hold, or NULL (errno ENOBUFS) when every slot is taken, the
+//  record would take the held bytes past the share, or the ring is under
+//  SHMIPC_HOLDS_RING_MIN: then the caller copies. Call before the
+//  record's space is released to the writer.
 shmipc_hold_t *
     shmipc__holds_take (shmipc__holds_t *self, uint64_t at, uint64_t bytes);
 

@@ -16,7 +16,8 @@
     segment. The writer then never writes over a held record, except its
     first 8 bytes (the old header): it steps over it with a PAD record,
     which the reader skips. So space comes back in order as always, and a
-    held record costs the writer only its own bytes while it is held.
+    held record costs the writer its own bytes while it is held (and any
+    gap before it too small for the next record).
 
     Memory ordering (C11): the writer stores payloads, then publishes its
     write index with a release store; the reader loads it with acquire, so
