@@ -26,22 +26,7 @@
 //  memory from the user's thread to ours and back, so it reports every
 //  frame we copy as a race with the user's thread. Our copies into and out
 //  of those frames are hidden from it; everything else stays checked.
-#if defined (__has_feature)
-#   if __has_feature (thread_sanitizer)
-#       define S_TSAN
-#   endif
-#endif
-#if defined (__SANITIZE_THREAD__) && !defined (S_TSAN)
-#   define S_TSAN
-#endif
-#ifdef S_TSAN
-//  The Annotate* calls, not __tsan_ignore_thread_*: a program that does not
-//  link libshmipc (one under the launcher) exports only these from the
-//  TSan runtime linked into it
-void AnnotateIgnoreReadsBegin (const char *file, int line);
-void AnnotateIgnoreReadsEnd (const char *file, int line);
-void AnnotateIgnoreWritesBegin (const char *file, int line);
-void AnnotateIgnoreWritesEnd (const char *file, int line);
+#ifdef SHMIPC__TSAN
 #   define S_HANDOFF_BEGIN()    (AnnotateIgnoreReadsBegin (__FILE__, __LINE__), \
                                  AnnotateIgnoreWritesBegin (__FILE__, __LINE__))
 #   define S_HANDOFF_END()      (AnnotateIgnoreWritesEnd (__FILE__, __LINE__), \

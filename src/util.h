@@ -16,6 +16,26 @@
 
 #include <sys/types.h>
 
+//  ThreadSanitizer builds (SHMIPC__TSAN), and the annotations that hide
+//  from it what it cannot see (memory handed over through libzmq, which is
+//  not instrumented, or written by another process). The Annotate* calls,
+//  not __tsan_ignore_thread_*: a program that does not link libshmipc (one
+//  under the launcher) exports only these from the TSan runtime in it.
+#if defined (__has_feature)
+#   if __has_feature (thread_sanitizer)
+#       define SHMIPC__TSAN
+#   endif
+#endif
+#if defined (__SANITIZE_THREAD__) && !defined (SHMIPC__TSAN)
+#   define SHMIPC__TSAN
+#endif
+#ifdef SHMIPC__TSAN
+void AnnotateIgnoreReadsBegin (const char *file, int line);
+void AnnotateIgnoreReadsEnd (const char *file, int line);
+void AnnotateIgnoreWritesBegin (const char *file, int line);
+void AnnotateIgnoreWritesEnd (const char *file, int line);
+#endif
+
 //  Print a diagnostic line on stderr when verbose mode is on.
 void
     shmipc__log (const char *format, ...) __attribute__ ((format (printf, 1, 2)));
