@@ -308,7 +308,6 @@ s_self_new (zsock_t *pipe)
             close (self->epfd);
         if (self->loadavg >= 0)
             close (self->loadavg);
-        shmipc_loans_release (&self->loans);
         free (self);
         return NULL;
     }
@@ -338,6 +337,7 @@ s_self_destroy (shmipc__actor_t **self_p)
         close (self->epfd);
         if (self->loadavg >= 0)
             close (self->loadavg);
+        shmipc_loans_release (&self->loans);
         free (self);
         *self_p = NULL;
     }

@@ -276,6 +276,7 @@ s_command_loans (shmipc__actor_t *self)
         errno = EINVAL;
         return -1;
     }
+    SHMIPC__TAKEN_OVER (pool);
     if (self->loans)
         return 0;               //  One pool per socket
     self->loans = shmipc_loans_share ((shmipc_loans_t *) pool);

@@ -40,6 +40,7 @@ s_pool (shmipc__entry_t *entry)
     shmipc_loans_t *loans = shmipc_loans_new ("loans", size);
     if (!loans)
         return NULL;
+    SHMIPC__HANDED_OVER (loans);
     SHMIPC__SEND (entry->actor, "sp", "LOANS", (void *) loans);
     if (shmipc__actor_wait (entry->actor)) {
         shmipc_loans_release (&loans);

@@ -15,10 +15,14 @@
 #include <stdlib.h>
 
 void
-shmipc__channel_lend_destroy (shmipc__channel_lend_t *self)
+shmipc__channel_lend_destroy (shmipc__channel_lend_t *self, shmipc_ring_t *ring)
 {
+    //  A last look at the reader (its segment is still mapped), then what
+    //  it may still read is retired
+    if (ring && self->count && shmipc_ring_space (ring) >= 0)
+        shmipc__channel_lend_collect (self, ring);
     for (size_t index = 0; index < self->count; index++)
-        shmipc_loans_unref (self->loans, self->out [index].data);
+        shmipc_loans_retire (self->loans, self->out [index].data);
     free (self->out);
     self->out = NULL;
     self->count = 0;

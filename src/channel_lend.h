@@ -44,10 +44,12 @@ shmipc__channel_lend_init (shmipc__channel_lend_t *self, shmipc__channel_link_t 
     *self = (shmipc__channel_lend_t) { .link = link };
 }
 
-//  Drop every block reference still held (the reader's holds, if any,
-//  see the block reused: a zero-copy reader trusts us for that).
+//  Let go of every loan: those that came back (as ring, if not NULL, sees
+//  the reader now) go back to the pool; the others the reader may still
+//  read (unread in the ring, or held), so their blocks are retired, never
+//  reused while the pool lives.
 void
-    shmipc__channel_lend_destroy (shmipc__channel_lend_t *self);
+    shmipc__channel_lend_destroy (shmipc__channel_lend_t *self, shmipc_ring_t *ring);
 
 //  Lend from loans (shared: we hold it too) from now on. Once the peer has
 //  a pool, another is ignored: a channel lends from one pool only.

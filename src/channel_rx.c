@@ -48,6 +48,7 @@ shmipc__channel_rx_release (shmipc__channel_rx_t *self)
             return;
         self->ready = SHMIPC__IN_COPY;
     }
+    self->loans_read = false;
     if (shmipc_ring_release (self->ring))
         shmipc__channel_waiter_wake_peer (self->waiter, SHMIPC__DIR_TX);
 }
@@ -59,7 +60,10 @@ shmipc__channel_rx_release (shmipc__channel_rx_t *self)
 static void
 s_release_lazily (shmipc__channel_rx_t *self)
 {
-    if (shmipc_ring_unreleased (self->ring) >= SHMIPC__RING_SHARE (self->capacity))
+    //  A LOAN record is small but its block large: the writer's pool
+    //  needs it back long before a quarter of the ring is read
+    if (self->loans_read
+    ||  shmipc_ring_unreleased (self->ring) >= SHMIPC__RING_SHARE (self->capacity))
         shmipc__channel_rx_release (self);
     else
     if (shmipc__channel_waiter_peer_sleeps (self->waiter, SHMIPC__DIR_TX)) {
@@ -104,6 +108,7 @@ s_resolve_loan (shmipc__channel_rx_t *self, shmipc_record_t *record)
         return shmipc__channel_link_break (self->link, EPROTO, "bad LOAN record");
     if (!self->pool && s_map_pool (self))
         return -1;
+    self->loans_read = true;
     //  Copied out once: the peer may be rewriting it as we read
     uint8_t payload [SHMIPC__LOAN_PAYLOAD];
     shmipc_ring_copy (record, payload);

@@ -49,6 +49,9 @@ typedef struct {
     uint64_t *view_bytes;                   //  And its ring bytes; owned
     shmipc_segment_t *pool;                 //  The peer's loan pool, mapped
                                             //  at its first LOAN; owned
+    bool loans_read;                        //  LOAN records consumed and not
+                                            //  yet released: their blocks
+                                            //  wait for it in the writer
     shmipc__holds_t *holds;                 //  Frames lent out in place;
                                             //  owned (channel.c makes it)
     bool view_held;                         //  Handed out by recv_view and

@@ -61,7 +61,7 @@ void
 static inline void
 shmipc__channel_tx_destroy (shmipc__channel_tx_t *self)
 {
-    shmipc__channel_lend_destroy (&self->lend);
+    shmipc__channel_lend_destroy (&self->lend, self->ring);
     shmipc_ring_destroy (&self->ring);
 }
 

@@ -35,6 +35,7 @@ struct _shmipc__holds_t {
                                     //  close, then through own
     uint64_t mask;                  //  Ring size - 1: index to offset
     uint64_t share;                 //  Most bytes held at once
+    uint64_t takes_count;           //  Holds taken (the table's takes)
     _Atomic uint64_t held;          //  Bytes held now
     _Atomic unsigned refs;          //  One for the channel, one per hold
     shmipc_segment_t *own;          //  Our segment, from close on; owned
@@ -95,6 +96,9 @@ shmipc__holds_take (shmipc__holds_t *self, uint64_t at, uint64_t bytes)
                            SHMIPC_HOLD_SLOT (at & self->mask, bytes),
                            memory_order_relaxed);
     atomic_fetch_or_explicit (mask, (uint64_t) 1 << slot, memory_order_release);
+    //  Only this thread writes it
+    atomic_store_explicit ((_Atomic uint64_t *) &self->table->takes,
+                           self->takes_count++ + 1, memory_order_release);
     return hold;
 }
 
@@ -104,10 +108,12 @@ shmipc_hold_release (shmipc_hold_t *hold)
     if (!hold)
         return;
     shmipc__holds_t *self = hold->owner;
-    atomic_fetch_sub_explicit (&self->held, hold->bytes, memory_order_relaxed);
-    //  Release: our reads of the payload come before the writer's reuse
+    //  Release: our reads of the payload come before the writer's reuse.
+    //  The bit first, the count after: the table never lists more than
+    //  the count says, which take keeps within the share
     atomic_fetch_and_explicit ((_Atomic uint64_t *) &self->table->mask,
                                ~((uint64_t) 1 << hold->slot), memory_order_release);
+    atomic_fetch_sub_explicit (&self->held, hold->bytes, memory_order_relaxed);
     s_unref (self);
 }
 

@@ -26,6 +26,8 @@ struct _shmipc_loans_t {
     uint32_t *refs;                 //  Per unit: references of the block
                                     //  that starts here; owned
     size_t used;                    //  Units in taken blocks
+    size_t retired;                 //  Of those, units in retired blocks
+                                    //  (no reference, never reused)
     size_t holders;                 //  Holders not yet let go
 };
 
@@ -82,7 +84,7 @@ shmipc_loans_release (shmipc_loans_t **self_p)
         return;
     *self_p = NULL;
     pthread_mutex_lock (&self->lock);
-    bool last = --self->holders == 0 && self->used == 0;
+    bool last = --self->holders == 0 && self->used == self->retired;
     pthread_mutex_unlock (&self->lock);
     if (last)
         s_free (self);
@@ -160,7 +162,9 @@ shmipc_loans_ref (shmipc_loans_t *self, const void *data)
     size_t unit = s_unit_of (self, data);
     int rc = -1;
     pthread_mutex_lock (&self->lock);
-    if (unit != SIZE_MAX && self->length [unit] && self->refs [unit] < UINT32_MAX) {
+    //  A retired block has no reference left and takes none
+    if (unit != SIZE_MAX && self->length [unit] && self->refs [unit]
+    &&  self->refs [unit] < UINT32_MAX) {
         self->refs [unit]++;
         rc = 0;
     }
@@ -183,7 +187,26 @@ shmipc_loans_unref (shmipc_loans_t *self, const void *data)
     if (--self->refs [unit] == 0) {
         self->used -= self->length [unit];
         self->length [unit] = 0;
-        last = self->holders == 0 && self->used == 0;
+        last = self->holders == 0 && self->used == self->retired;
+    }
+    pthread_mutex_unlock (&self->lock);
+    if (last)
+        s_free (self);
+}
+
+void
+shmipc_loans_retire (shmipc_loans_t *self, const void *data)
+{
+    assert (self);
+    size_t unit = s_unit_of (self, data);
+    assert (unit != SIZE_MAX);
+    pthread_mutex_lock (&self->lock);
+    assert (self->length [unit] && self->refs [unit]);
+    bool last = false;
+    if (--self->refs [unit] == 0) {
+        //  Still taken (length stays), never handed out again
+        self->retired += self->length [unit];
+        last = self->holders == 0 && self->used == self->retired;
     }
     pthread_mutex_unlock (&self->lock);
     if (last)
@@ -199,7 +222,8 @@ shmipc_loans_offset (shmipc_loans_t *self, const void *data, size_t size)
         return -1;
     int64_t offset = -1;
     pthread_mutex_lock (&self->lock);
-    if (self->length [unit] && size <= (size_t) self->length [unit] * SHMIPC_LOANS_UNIT)
+    if (self->length [unit] && self->refs [unit]
+    &&  size <= (size_t) self->length [unit] * SHMIPC_LOANS_UNIT)
         offset = (int64_t) unit * SHMIPC_LOANS_UNIT;
     pthread_mutex_unlock (&self->lock);
     return offset;

@@ -128,8 +128,27 @@ shmipc_ring_record_size (size_t size)
 //  lie can only make us pad more, never write outside our free space.
 //  Loaded after the read index: a record the reader held before it gave
 //  the record's space back is in the table by then (release/acquire).
+static void s_load_slots (shmipc_ring_t *self);
+
 static void
 s_load_holds (shmipc_ring_t *self)
+{
+    //  A slot reused while we read would mix two moments: the records we
+    //  list must all have been held at once (within the reader's share).
+    //  A few tries; a reader that changes it all the time gets the last
+    _Atomic uint64_t *takes = (_Atomic uint64_t *) &self->holds->takes;
+    for (int attempt = 0; attempt < 4; attempt++) {
+        uint64_t before = atomic_load_explicit (takes, memory_order_acquire);
+        s_load_slots (self);
+        atomic_thread_fence (memory_order_acquire);
+        if (atomic_load_explicit (takes, memory_order_relaxed) == before)
+            return;
+    }
+}
+
+//  One reading of the table (s_load_holds).
+static void
+s_load_slots (shmipc_ring_t *self)
 {
     uint64_t mask = atomic_load_explicit ((_Atomic uint64_t *) &self->holds->mask,
                                           memory_order_acquire);

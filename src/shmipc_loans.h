@@ -66,6 +66,13 @@ int
 void
     shmipc_loans_unref (shmipc_loans_t *self, const void *data);
 
+//  Drop a reference to the block that starts at data, which someone we
+//  cannot ask any more may still read (a channel closed while the peer
+//  may still read the block): at zero it stays out of use for the pool's
+//  life instead of coming back.
+void
+    shmipc_loans_retire (shmipc_loans_t *self, const void *data);
+
 //  Return the offset of data in the pool's data area if [data, data +
 //  size) lies in a taken block that starts at data, else -1. Lock-free
 //  range check first: for any pointer.

@@ -73,6 +73,9 @@ typedef struct _shmipc_ring_t shmipc_ring_t;
 typedef struct {
     uint64_t mask;                  //  Slots in use (bit per slot)
     uint64_t slots [SHMIPC_HOLDS_MAX];  //  SHMIPC_HOLD_SLOT values
+    uint64_t takes;                 //  Holds taken so far: a writer that
+                                    //  sees it change while it reads the
+                                    //  slots reads them again
 } shmipc_holds_table_t;
 
 //  A record as seen by the reader: its header (already copied out of shared

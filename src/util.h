@@ -34,6 +34,19 @@ void AnnotateIgnoreReadsBegin (const char *file, int line);
 void AnnotateIgnoreReadsEnd (const char *file, int line);
 void AnnotateIgnoreWritesBegin (const char *file, int line);
 void AnnotateIgnoreWritesEnd (const char *file, int line);
+void AnnotateHappensBefore (const char *file, int line, const volatile void *address);
+void AnnotateHappensAfter (const char *file, int line, const volatile void *address);
+#endif
+
+//  An object handed to another thread through libzmq (a pointer in an
+//  actor command): what the sender did to it happens before the
+//  receiver's use. Only TSan needs telling.
+#ifdef SHMIPC__TSAN
+#   define SHMIPC__HANDED_OVER(address)  AnnotateHappensBefore (__FILE__, __LINE__, (address))
+#   define SHMIPC__TAKEN_OVER(address)   AnnotateHappensAfter (__FILE__, __LINE__, (address))
+#else
+#   define SHMIPC__HANDED_OVER(address)  ((void) (address))
+#   define SHMIPC__TAKEN_OVER(address)   ((void) (address))
 #endif
 
 //  Print a diagnostic line on stderr when verbose mode is on.

@@ -35,6 +35,8 @@ typedef enum {
     PERF_SHM,                   //  czmq socket, shm:// endpoint
     PERF_SHM_ZC,                //  The same, receiving sockets with
                                 //  shmipc_set_zerocopy
+    PERF_SHM_LOAN,              //  As shm-zc, and the senders build each
+                                //  message with shmipc_msg_init_loan
     PERF_IPC,                   //  czmq socket, ipc://
     PERF_TCP,                   //  czmq socket, tcp://127.0.0.1
     PERF_INPROC,                //  czmq socket, inproc:// (two threads)
@@ -62,6 +64,8 @@ typedef struct {
     int memcpy_ms;              //  memcpy: how long to copy
     int zerocopy;               //  1: receiving ZeroMQ sockets call
                                 //  shmipc_set_zerocopy before attaching
+    int loan;                   //  1: ZeroMQ senders build each message
+                                //  with shmipc_msg_init_loan
     //  Only for forked limit roles (never on a command line)
     int fd_a;                   //  eventfd ping
     int fd_b;                   //  eventfd pong
@@ -75,10 +79,14 @@ typedef struct {
     double median_us;           //  RTT: median round trip, us
     double p99_us;              //  RTT: 99th percentile, us
     double seconds;             //  Wall time of the run, start to reaped
-    //  shm-zc only: the receiving sockets' shmipc_sock_stats, summed
-    //  (THR: the PULL; RTT: the REQ and the REP)
+    //  shm-zc and shm-loan only: the receiving sockets' shmipc_sock_stats,
+    //  summed (THR: the PULL; RTT: the REQ and the REP)
     uint64_t frames_lent;       //  Frames received in place
     uint64_t msgs_in;           //  Messages received over shm
+    //  shm-loan only: the sending sockets' messages, summed (THR: the
+    //  PUSH; RTT: the REQ and the REP)
+    uint64_t msgs_loaned;       //  Built in the sender's loan pool
+    uint64_t msgs_sent;         //  Built at all
 } perf_sample_t;
 
 //  Everything the coordinator decided and measured.
@@ -131,7 +139,8 @@ typedef enum {
     PERF_RATE,                  //  perf_sample_t.rate
     PERF_MEDIAN,                //  perf_sample_t.median_us
     PERF_P99,                   //  perf_sample_t.p99_us
-    PERF_LENT                   //  frames_lent / msgs_in (shm-zc)
+    PERF_LENT,                  //  frames_lent / msgs_in (shm-zc, shm-loan)
+    PERF_LOANED                 //  msgs_loaned / msgs_sent (shm-loan)
 } perf_metric_t;
 
 //  --------------------------------------------------------------------------

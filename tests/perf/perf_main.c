@@ -51,9 +51,9 @@ s_usage (FILE *stream)
     fprintf (stream,
 "Usage: shmipc-perf [options]\n"
 "Compares czmq PUSH->PULL throughput and REQ/REP round trips over shm://\n"
-"(also with zero-copy receive: shm-zc), ipc://, tcp://127.0.0.1 and inproc://,\n"
-"the core channel without ZeroMQ, and the machine's limits, in one run, each\n"
-"side in its own process.\n"
+"(also with zero-copy receive: shm-zc; and sending loans too: shm-loan),\n"
+"ipc://, tcp://127.0.0.1 and inproc://, the core channel without ZeroMQ, and\n"
+"the machine's limits, in one run, each side in its own process.\n"
 "\n"
 "  -s, --size N[K|M]     also measure this message size (repeatable);\n"
 "                        defaults: 64, 1K, 64K, 1M\n"
@@ -61,7 +61,8 @@ s_usage (FILE *stream)
 "  -n, --count N         messages per throughput run and round trips per\n"
 "                        round-trip run (default: from a byte budget)\n"
 "  -r, --reps N          repetitions, interleaved (default 3)\n"
-"  -t, --transports LIST comma-separated: shm,shm-zc,ipc,tcp,inproc,core,limits\n"
+"  -t, --transports LIST comma-separated: shm,shm-zc,shm-loan,ipc,tcp,inproc,\n"
+"                        core,limits\n"
 "                        (default: all)\n"
 "  -c, --capacity BYTES  shm ring capacity (default 4M)\n"
 "      --spin US         core channel spin for the core+spin rows\n"
@@ -113,6 +114,7 @@ s_role_main (int argc, char **argv)
             else if (strcmp (key, "settle") == 0)   job.settle_ms = (int) number;
             else if (strcmp (key, "memcpy_ms") == 0) job.memcpy_ms = (int) number;
             else if (strcmp (key, "zerocopy") == 0) job.zerocopy = (int) number;
+            else if (strcmp (key, "loan") == 0)     job.loan = (int) number;
             else {
                 perf_fail ("unknown argument '%s'", key);
                 return 2;
@@ -162,6 +164,7 @@ s_parse_transports (perf_plan_t *plan, const char *list)
     for (char *name = strtok_r (copy, ",", &saved); name; name = strtok_r (NULL, ",", &saved)) {
         if (strcmp (name, "shm") == 0)      plan->selected [PERF_SHM] = true;
         else if (strcmp (name, "shm-zc") == 0) plan->selected [PERF_SHM_ZC] = true;
+        else if (strcmp (name, "shm-loan") == 0) plan->selected [PERF_SHM_LOAN] = true;
         else if (strcmp (name, "ipc") == 0) plan->selected [PERF_IPC] = true;
         else if (strcmp (name, "tcp") == 0) plan->selected [PERF_TCP] = true;
         else if (strcmp (name, "inproc") == 0) plan->selected [PERF_INPROC] = true;
@@ -175,7 +178,7 @@ s_parse_transports (perf_plan_t *plan, const char *list)
                 plan->selected [index] = true;
         else {
             fprintf (stderr, "shmipc-perf: unknown transport '%s' "
-                             "(shm, shm-zc, ipc, tcp, inproc, core, limits, all)\n", name);
+                             "(shm, shm-zc, shm-loan, ipc, tcp, inproc, core, limits, all)\n", name);
             return -1;
         }
     }
@@ -493,10 +496,13 @@ s_run (perf_plan_t *plan, perf_kind_t kind, perf_transport_t transport, size_t s
     switch (transport) {
         case PERF_SHM:
         case PERF_SHM_ZC:
+        case PERF_SHM_LOAN:
             snprintf (path, sizeof path, "/tmp/shmipc-perf-%d-%d.sock", pid, id);
             snprintf (jobs [0].endpoint, sizeof jobs [0].endpoint, "shm://%s", path);
-            //  Both children get it; only the receiving sockets use it
-            jobs [0].zerocopy = jobs [1].zerocopy = transport == PERF_SHM_ZC;
+            //  Both children get them; only the receiving sockets use
+            //  zerocopy, only the sending ones loan
+            jobs [0].zerocopy = jobs [1].zerocopy = transport != PERF_SHM;
+            jobs [0].loan = jobs [1].loan = transport == PERF_SHM_LOAN;
             break;
         case PERF_IPC:
             snprintf (path, sizeof path, "/tmp/shmipc-perf-%d-%d.ipc", pid, id);
@@ -615,21 +621,32 @@ s_run (perf_plan_t *plan, perf_kind_t kind, perf_transport_t transport, size_t s
         sample.median_us = (double) median_ns / 1000;
         sample.p99_us = (double) p99_ns / 1000;
     }
-    //  shm-zc: how many frames the receiving sockets got in place (THR:
-    //  the PULL; RTT: both, for both receive)
-    if (transport == PERF_SHM_ZC)
+    //  shm-zc, shm-loan: how many frames the receiving sockets got in
+    //  place (THR: the PULL; RTT: both, for both receive); shm-loan: how
+    //  many messages the sending sockets built in their loan pool (THR:
+    //  the PUSH; RTT: both, for both send)
+    if (transport == PERF_SHM_ZC || transport == PERF_SHM_LOAN)
         for (size_t index = 0; index < count; index++) {
-            uint64_t lent, msgs_in;
-            bool receives = !thr || index == 0;
-            if (!receives)
-                continue;
             said = index;
             result = results [index];
-            if (perf_result_u64 (result, "frames_lent", &lent)
-            ||  perf_result_u64 (result, "msgs_in", &msgs_in))
-                goto bad_result;
-            sample.frames_lent += lent;
-            sample.msgs_in += msgs_in;
+            bool receives = !thr || index == 0;
+            if (receives) {
+                uint64_t lent, msgs_in;
+                if (perf_result_u64 (result, "frames_lent", &lent)
+                ||  perf_result_u64 (result, "msgs_in", &msgs_in))
+                    goto bad_result;
+                sample.frames_lent += lent;
+                sample.msgs_in += msgs_in;
+            }
+            bool sends = !thr || index == 1;
+            if (sends && transport == PERF_SHM_LOAN) {
+                uint64_t loaned, sent;
+                if (perf_result_u64 (result, "msgs_loaned", &loaned)
+                ||  perf_result_u64 (result, "msgs_sent", &sent))
+                    goto bad_result;
+                sample.msgs_loaned += loaned;
+                sample.msgs_sent += sent;
+            }
         }
     sample.ok = true;
     return sample;
@@ -683,11 +700,12 @@ s_measure (perf_plan_t *plan, perf_kind_t kind, perf_transport_t transport,
 }
 
 static const perf_transport_t s_thr_order [] = {
-    PERF_SHM, PERF_SHM_ZC, PERF_IPC, PERF_TCP, PERF_INPROC, PERF_CORE, PERF_CORE_SPIN,
-    PERF_MEMCPY
+    PERF_SHM, PERF_SHM_ZC, PERF_SHM_LOAN, PERF_IPC, PERF_TCP, PERF_INPROC, PERF_CORE,
+    PERF_CORE_SPIN, PERF_MEMCPY
 };
 static const perf_transport_t s_rtt_order [] = {
-    PERF_SHM, PERF_SHM_ZC, PERF_IPC, PERF_TCP, PERF_INPROC, PERF_CORE, PERF_CORE_SPIN
+    PERF_SHM, PERF_SHM_ZC, PERF_SHM_LOAN, PERF_IPC, PERF_TCP, PERF_INPROC, PERF_CORE,
+    PERF_CORE_SPIN
 };
 #define S_COUNT(array) (sizeof (array) / sizeof (array) [0])
 

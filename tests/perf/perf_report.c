@@ -19,18 +19,21 @@
 #include <zmq.h>
 
 static const char *s_names [PERF_TRANSPORTS] = {
-    "shm", "shm-zc", "ipc", "tcp", "inproc", "core", "core+spin", "memcpy", "cacheline",
-    "eventfd"
+    "shm", "shm-zc", "shm-loan", "ipc", "tcp", "inproc", "core", "core+spin", "memcpy",
+    "cacheline", "eventfd"
 };
 
 //  The rows of each table, in order
 static const perf_transport_t s_thr_rows [] = {
-    PERF_SHM, PERF_SHM_ZC, PERF_IPC, PERF_TCP, PERF_INPROC, PERF_CORE, PERF_CORE_SPIN,
-    PERF_MEMCPY
+    PERF_SHM, PERF_SHM_ZC, PERF_SHM_LOAN, PERF_IPC, PERF_TCP, PERF_INPROC, PERF_CORE,
+    PERF_CORE_SPIN, PERF_MEMCPY
 };
 static const perf_transport_t s_rtt_rows [] = {
-    PERF_SHM, PERF_SHM_ZC, PERF_IPC, PERF_TCP, PERF_INPROC, PERF_CORE, PERF_CORE_SPIN
+    PERF_SHM, PERF_SHM_ZC, PERF_SHM_LOAN, PERF_IPC, PERF_TCP, PERF_INPROC, PERF_CORE,
+    PERF_CORE_SPIN
 };
+//  The rows that report frames lent to the receivers, and loans made
+static const perf_transport_t s_lent_rows [] = { PERF_SHM_ZC, PERF_SHM_LOAN };
 static const perf_transport_t s_limit_rows [] = { PERF_CACHELINE, PERF_EVENTFD };
 #define S_COUNT(array) (sizeof (array) / sizeof (array) [0])
 
@@ -59,9 +62,16 @@ perf_summary (const perf_plan_t *plan, perf_kind_t kind, perf_transport_t transp
         if (!sample->ok)
             continue;
         if (metric == PERF_LENT) {
-            //  Only runs that report it (shm-zc), and received something
+            //  Only runs that report it (shm-zc, shm-loan), and received
+            //  something
             if (sample->msgs_in)
                 values [n++] = (double) sample->frames_lent / (double) sample->msgs_in;
+        }
+        else
+        if (metric == PERF_LOANED) {
+            //  Only runs that report it (shm-loan), and sent something
+            if (sample->msgs_sent)
+                values [n++] = (double) sample->msgs_loaned / (double) sample->msgs_sent;
         }
         else
             values [n++] = metric == PERF_RATE ? sample->rate
@@ -243,6 +253,10 @@ s_header (const perf_plan_t *plan, const char *lead)
             lead, perf_format_size (plan->capacity, capacity, sizeof capacity));
     printf ("%sshm-zc       as shm, and the receiving sockets (PULL; REQ and REP) call"
             " shmipc_set_zerocopy before attaching\n", lead);
+    printf ("%sshm-loan     as shm-zc, and the sending sockets (PUSH; REQ and REP) build each"
+            " message with shmipc_msg_init_loan,\n", lead);
+    printf ("%s             fill it with one memcpy (REP: of the request) and send it with"
+            " zmq_msg_send\n", lead);
     printf ("%score         sender: sendv SHMIPC_DEFER, flush every %d msgs (at most capacity/4"
             " unpublished); receiver: recv_view, in place;\n", lead, plan->batch);
     printf ("%s             core: spin 0 (blocking); core+spin: shmipc_channel_set_spin %d us"
@@ -327,7 +341,11 @@ perf_report_table (const perf_plan_t *plan)
             }
         }
     }
-    if (plan->measured [PERF_THR][PERF_SHM_ZC] || plan->measured [PERF_RTT][PERF_SHM_ZC]) {
+    bool any_lent = false;
+    for (size_t row = 0; row < S_COUNT (s_lent_rows); row++)
+        any_lent |= plan->measured [PERF_THR][s_lent_rows [row]]
+                 || plan->measured [PERF_RTT][s_lent_rows [row]];
+    if (any_lent) {
         //  Whether zero copy happened: frames of 64 KiB and up are lent
         //  only while the receiver holds under half the sender's ring and
         //  under 64 frames (ZeroMQ's queues count); the rest are copied
@@ -336,16 +354,44 @@ perf_report_table (const perf_plan_t *plan)
                 " REQ and REP together; frames of 64 KiB and up can be lent\n");
         printf ("%-8s  %-10s  %-28s  %s\n", "size", "transport", "throughput", "round trip");
         for (size_t index = 0; index < plan->nsizes; index++) {
+            bool first = true;
+            for (size_t row = 0; row < S_COUNT (s_lent_rows); row++) {
+                perf_transport_t transport = s_lent_rows [row];
+                if (!plan->measured [PERF_THR][transport] && !plan->measured [PERF_RTT][transport])
+                    continue;
+                char *cells [PERF_KINDS] = { cell1, cell2 };
+                for (int kind = 0; kind < PERF_KINDS; kind++)
+                    if (plan->measured [kind][transport])
+                        s_cell (plan, perf_summary (plan, (perf_kind_t) kind, transport, index,
+                                                    PERF_LENT), 1, false, cells [kind], 128);
+                    else
+                        snprintf (cells [kind], 128, "-");
+                printf ("%-8s  %-10s  %-28s  %s\n",
+                        first ? perf_format_size (plan->sizes [index], size, sizeof size) : "",
+                        s_names [transport], cell1, cell2);
+                first = false;
+            }
+        }
+    }
+    if (plan->measured [PERF_THR][PERF_SHM_LOAN] || plan->measured [PERF_RTT][PERF_SHM_LOAN]) {
+        //  Whether the senders got loans: not under 4 KiB, nor while the
+        //  pool has no room (then shmipc_msg_init_loan gives an ordinary
+        //  message, copied into the ring as in shm)
+        printf ("\nLOANS, messages built in the loan pool / messages built by the sending"
+                " sockets;\n                            round trip: REQ and REP together;"
+                " messages of 4 KiB and up can be loans\n");
+        printf ("%-8s  %-10s  %-28s  %s\n", "size", "transport", "throughput", "round trip");
+        for (size_t index = 0; index < plan->nsizes; index++) {
             char *cells [PERF_KINDS] = { cell1, cell2 };
             for (int kind = 0; kind < PERF_KINDS; kind++)
-                if (plan->measured [kind][PERF_SHM_ZC])
-                    s_cell (plan, perf_summary (plan, (perf_kind_t) kind, PERF_SHM_ZC, index,
-                                                PERF_LENT), 1, false, cells [kind], 128);
+                if (plan->measured [kind][PERF_SHM_LOAN])
+                    s_cell (plan, perf_summary (plan, (perf_kind_t) kind, PERF_SHM_LOAN, index,
+                                                PERF_LOANED), 1, false, cells [kind], 128);
                 else
                     snprintf (cells [kind], 128, "-");
             printf ("%-8s  %-10s  %-28s  %s\n",
                     perf_format_size (plan->sizes [index], size, sizeof size),
-                    s_names [PERF_SHM_ZC], cell1, cell2);
+                    s_names [PERF_SHM_LOAN], cell1, cell2);
         }
     }
     if (plan->measured [PERF_RTT][PERF_CACHELINE] || plan->measured [PERF_RTT][PERF_EVENTFD]) {
@@ -417,10 +463,14 @@ perf_report_csv (const perf_plan_t *plan)
                        "msgs_per_s", rate, 1, ratio, against);
             s_csv_row (plan, "throughput", transport, plan->sizes [index], count, 0,
                        "MB_per_s", rate, (double) plan->sizes [index] / 1e6, ratio, against);
-            if (transport == PERF_SHM_ZC)
+            if (transport == PERF_SHM_ZC || transport == PERF_SHM_LOAN)
                 s_csv_row (plan, "throughput", transport, plan->sizes [index], count, 0,
                            "lent_fraction", perf_summary (plan, PERF_THR, transport, index,
                                                           PERF_LENT), 1, 0, NULL);
+            if (transport == PERF_SHM_LOAN)
+                s_csv_row (plan, "throughput", transport, plan->sizes [index], count, 0,
+                           "loaned_fraction", perf_summary (plan, PERF_THR, transport, index,
+                                                            PERF_LOANED), 1, 0, NULL);
         }
     for (size_t index = 0; index < plan->nsizes; index++)
         for (size_t row = 0; row < S_COUNT (s_rtt_rows); row++) {
@@ -437,10 +487,15 @@ perf_report_csv (const perf_plan_t *plan)
                        plan->rtt_count [index], plan->rtt_warmup [index], "p99_us",
                        perf_summary (plan, PERF_RTT, transport, index, PERF_P99), 1,
                        0, NULL);
-            if (transport == PERF_SHM_ZC)
+            if (transport == PERF_SHM_ZC || transport == PERF_SHM_LOAN)
                 s_csv_row (plan, "round_trip", transport, plan->sizes [index],
                            plan->rtt_count [index], plan->rtt_warmup [index], "lent_fraction",
                            perf_summary (plan, PERF_RTT, transport, index, PERF_LENT), 1,
+                           0, NULL);
+            if (transport == PERF_SHM_LOAN)
+                s_csv_row (plan, "round_trip", transport, plan->sizes [index],
+                           plan->rtt_count [index], plan->rtt_warmup [index], "loaned_fraction",
+                           perf_summary (plan, PERF_RTT, transport, index, PERF_LOANED), 1,
                            0, NULL);
         }
     for (size_t row = 0; row < S_COUNT (s_limit_rows); row++) {
@@ -513,11 +568,17 @@ s_json_result (const perf_plan_t *plan, perf_kind_t kind, perf_transport_t trans
     const char *against = perf_ratio (plan, kind, transport, size_index, &ratio);
     if (against && ratio > 0)
         printf (", \"ratio\": %.4f, \"ratio_against\": \"%s\"", ratio, against);
-    if (transport == PERF_SHM_ZC) {
+    if (transport == PERF_SHM_ZC || transport == PERF_SHM_LOAN) {
         //  frames_lent / msgs_in of the receiving sockets
         printf (", ");
         s_json_stat ("lent_fraction", perf_summary (plan, kind, transport, size_index,
                                                     PERF_LENT), 1);
+    }
+    if (transport == PERF_SHM_LOAN) {
+        //  msgs_loaned / msgs_sent of the sending sockets
+        printf (", ");
+        s_json_stat ("loaned_fraction", perf_summary (plan, kind, transport, size_index,
+                                                      PERF_LOANED), 1);
     }
     printf (", \"reps\": [");
     for (int rep = 0; rep < plan->reps; rep++) {
@@ -532,9 +593,12 @@ s_json_result (const perf_plan_t *plan, perf_kind_t kind, perf_transport_t trans
         else
             printf ("{\"median_us\": %.6g, \"p99_us\": %.6g, \"seconds\": %.3f",
                     sample->median_us, sample->p99_us, sample->seconds);
-        if (transport == PERF_SHM_ZC)
+        if (transport == PERF_SHM_ZC || transport == PERF_SHM_LOAN)
             printf (", \"frames_lent\": %" PRIu64 ", \"msgs_in\": %" PRIu64,
                     sample->frames_lent, sample->msgs_in);
+        if (transport == PERF_SHM_LOAN)
+            printf (", \"msgs_loaned\": %" PRIu64 ", \"msgs_sent\": %" PRIu64,
+                    sample->msgs_loaned, sample->msgs_sent);
         printf ("}");
     }
     printf ("]}");

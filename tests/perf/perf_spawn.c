@@ -122,7 +122,7 @@ perf_spawn (perf_child_t *child, const perf_job_t *job, perf_role_fn *fn)
     child->label = job->role;
 
     //  The command line, built before fork
-    char numbers [12][64];
+    char numbers [13][64];
     snprintf (numbers [0], 64, "size=%zu", job->size);
     snprintf (numbers [1], 64, "count=%" PRIu64, job->count);
     snprintf (numbers [2], 64, "warmup=%" PRIu64, job->warmup);
@@ -134,13 +134,14 @@ perf_spawn (perf_child_t *child, const perf_job_t *job, perf_role_fn *fn)
     snprintf (numbers [8], 64, "settle=%d", job->settle_ms);
     snprintf (numbers [9], 64, "memcpy_ms=%d", job->memcpy_ms);
     snprintf (numbers [10], 64, "zerocopy=%d", job->zerocopy);
+    snprintf (numbers [11], 64, "loan=%d", job->loan);
     char endpoint [300];
     snprintf (endpoint, sizeof endpoint, "endpoint=%s", job->endpoint);
     char *argv [] = {
         s_exe, "--role", (char *) job->role, endpoint,
         numbers [0], numbers [1], numbers [2], numbers [3], numbers [4],
         numbers [5], numbers [6], numbers [7], numbers [8], numbers [9],
-        numbers [10], NULL
+        numbers [10], numbers [11], NULL
     };
     int in [2], out [2];
     if (pipe2 (in, O_CLOEXEC))

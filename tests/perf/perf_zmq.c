@@ -3,7 +3,10 @@
     throughput and REQ/REP round trips over shm://, ipc://, tcp:// (two
     processes) and inproc:// (two threads of one process)
 
-    Owns its sockets and buffers. Runs only in a freshly exec'd process:
+    Owns its sockets and buffers. The shm-loan row's senders build each
+    message in their socket's loan pool (shmipc_msg_init_loan) and fill it
+    from the same buffer the other rows send from: the one copy zmq_send
+    makes for them. Runs only in a freshly exec'd process:
     libzmq contexts do not survive fork. Every socket goes through
     shmipc_bind / shmipc_connect, so shm:// and the other schemes take the
     same code path here, as they do in an application.
@@ -22,8 +25,8 @@
 #include <unistd.h>
 
 //  Create a socket of type with the job's HWM and timeouts (and ring
-//  capacity, for shm://; and zero-copy receive for the shm-zc row's
-//  receiving sockets: PULL, REQ, REP), then bind or connect it to the
+//  capacity, for shm://; and zero-copy receive for the shm-zc and shm-loan
+//  rows' receiving sockets: PULL, REQ, REP), then bind or connect it to the
 //  job's endpoint. Returns the socket, setting *port for tcp binds, or NULL
 //  after saying why.
 static zsock_t *
@@ -71,9 +74,9 @@ s_say_ready (const perf_job_t *job, int port)
         perf_say ("READY %s", job->endpoint);
 }
 
-//  For the shm-zc row: " frames_lent=N msgs_in=N" from the socket's
-//  shm counters, to end its RESULT line with; else "". Returns 0, or -1
-//  after saying why.
+//  For the shm-zc and shm-loan rows: " frames_lent=N msgs_in=N" from the
+//  socket's shm counters, to end its RESULT line with; else "". Returns 0,
+//  or -1 after saying why.
 static int
 s_lent (zsock_t *sock, const perf_job_t *job, char *buffer, size_t size)
 {
@@ -88,6 +91,93 @@ s_lent (zsock_t *sock, const perf_job_t *job, char *buffer, size_t size)
     snprintf (buffer, size, " frames_lent=%" PRIu64 " msgs_in=%" PRIu64,
               stats.frames_lent, stats.msgs_in);
     return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Loans (the shm-loan row's senders)
+
+//  A sending socket's loans: where its pool lies, and how many of the
+//  messages it built got a block there. shmipc_msg_init_loan does not say
+//  whether it lent or fell back to an ordinary message, so we look: the
+//  pool is one mapping of a memfd named "shmipc:loans" (the library's
+//  label for it, seen in /proc/self/maps), and a loan's data lies in it.
+typedef struct {
+    uintptr_t low, high;        //  The pool's mapping, [low, high); empty
+                                //  if there is none
+    uint64_t loaned;            //  Messages built in it
+    uint64_t sent;              //  Messages built at all
+} s_loans_t;
+
+//  Find the loan pool's mapping in /proc/self/maps: the one that holds
+//  data, if it is the pool's. Leaves the range empty if not.
+static void
+s_loans_locate (s_loans_t *self, const void *data)
+{
+    self->low = self->high = 0;
+    FILE *maps = fopen ("/proc/self/maps", "r");
+    if (!maps)
+        return;
+    char line [512];
+    uintptr_t at = (uintptr_t) data;
+    while (fgets (line, sizeof line, maps)) {
+        unsigned long low, high;
+        if (sscanf (line, "%lx-%lx", &low, &high) == 2 && at >= low && at < high) {
+            if (strstr (line, "shmipc:loans")) {
+                self->low = low;
+                self->high = high;
+            }
+            break;
+        }
+    }
+    fclose (maps);
+}
+
+//  Before measuring: make the socket's pool with one loan of the job's
+//  size, given back at once, and learn where the pool lies. Returns 0 or
+//  -1 after saying why.
+static int
+s_loans_start (s_loans_t *self, zsock_t *sock, const perf_job_t *job)
+{
+    memset (self, 0, sizeof *self);
+    zmq_msg_t msg;
+    if (shmipc_msg_init_loan (&msg, sock, job->size)) {
+        perf_fail ("shmipc_msg_init_loan (%zu): %s", job->size, strerror (errno));
+        return -1;
+    }
+    s_loans_locate (self, zmq_msg_data (&msg));
+    zmq_msg_close (&msg);
+    return 0;
+}
+
+//  Build msg: a loan of size bytes from the socket's pool (or the ordinary
+//  message shmipc_msg_init_loan falls back to), filled from data, counted.
+//  Returns 0, or -1 after saying why.
+static int
+s_loans_build (s_loans_t *self, zsock_t *sock, zmq_msg_t *msg, const void *data,
+               size_t size)
+{
+    if (shmipc_msg_init_loan (msg, sock, size)) {
+        perf_fail ("shmipc_msg_init_loan (%zu): %s", size, strerror (errno));
+        return -1;
+    }
+    uintptr_t at = (uintptr_t) zmq_msg_data (msg);
+    if (size)
+        memcpy (zmq_msg_data (msg), data, size);
+    self->sent++;
+    if (at >= self->low && at < self->high)
+        self->loaned++;
+    return 0;
+}
+
+//  " msgs_loaned=N msgs_sent=N" for a loaning sender's RESULT line, or "".
+static const char *
+s_loans_say (const s_loans_t *self, const perf_job_t *job, char *buffer, size_t size)
+{
+    *buffer = 0;
+    if (job->loan)
+        snprintf (buffer, size, " msgs_loaned=%" PRIu64 " msgs_sent=%" PRIu64,
+                  self->loaned, self->sent);
+    return buffer;
 }
 
 //  A buffer of size bytes, filled (so its pages are real), never empty.
@@ -144,9 +234,10 @@ done:
 }
 
 //  Send job->count stamped messages from one filled buffer (zmq_send copies
-//  it into a new message, as zframe_new does). Returns 0 or -1.
+//  it into a new message, as zframe_new does; with job->loan, we copy it
+//  into a loan and send that, counting into loans). Returns 0 or -1.
 static int
-s_thr_send (zsock_t *sock, const perf_job_t *job)
+s_thr_send (zsock_t *sock, const perf_job_t *job, s_loans_t *loans)
 {
     uint8_t *buffer = s_buffer (job->size);
     if (!buffer)
@@ -155,6 +246,21 @@ s_thr_send (zsock_t *sock, const perf_job_t *job)
     int rc = 0;
     for (uint64_t seq = 0; seq < job->count; seq++) {
         perf_stamp (buffer, job->size, seq);
+        if (job->loan) {
+            zmq_msg_t msg;
+            if (s_loans_build (loans, sock, &msg, buffer, job->size)) {
+                rc = -1;
+                break;
+            }
+            if (zmq_msg_send (&msg, handle, 0) == -1) {
+                perf_fail ("send %" PRIu64 " of %" PRIu64 ": %s", seq, job->count,
+                           zmq_strerror (zmq_errno ()));
+                zmq_msg_close (&msg);
+                rc = -1;
+                break;
+            }
+        }
+        else
         if (zmq_send (handle, buffer, job->size, 0) == -1) {
             perf_fail ("send %" PRIu64 " of %" PRIu64 ": %s", seq, job->count,
                        zmq_strerror (zmq_errno ()));
@@ -166,9 +272,12 @@ s_thr_send (zsock_t *sock, const perf_job_t *job)
     return rc;
 }
 
-//  Echo warmup + count requests, checking each. Returns 0 or -1.
+//  Echo warmup + count requests, checking each: the request itself goes
+//  back (sending it copies it into the ring, or onto the wire); with
+//  job->loan, a loan we copy the request into, counted into loans, and the
+//  request is let go at once. Returns 0 or -1.
 static int
-s_rtt_serve (zsock_t *sock, const perf_job_t *job)
+s_rtt_serve (zsock_t *sock, const perf_job_t *job, s_loans_t *loans)
 {
     void *handle = zsock_resolve (sock);
     zmq_msg_t msg;
@@ -183,6 +292,22 @@ s_rtt_serve (zsock_t *sock, const perf_job_t *job)
         else
         if (perf_check (zmq_msg_data (&msg), zmq_msg_size (&msg), job->size, seq))
             rc = -1;
+        else
+        if (job->loan) {
+            zmq_msg_t reply;
+            if (s_loans_build (loans, sock, &reply, zmq_msg_data (&msg), zmq_msg_size (&msg)))
+                rc = -1;
+            else {
+                //  Give a lent request back before replying, as the echo does
+                zmq_msg_close (&msg);
+                zmq_msg_init (&msg);
+                if (zmq_msg_send (&reply, handle, 0) == -1) {
+                    perf_fail ("send reply %" PRIu64 ": %s", seq, zmq_strerror (zmq_errno ()));
+                    zmq_msg_close (&reply);
+                    rc = -1;
+                }
+            }
+        }
         else
         if (zmq_msg_send (&msg, handle, 0) == -1) {
             perf_fail ("send reply %" PRIu64 ": %s", seq, zmq_strerror (zmq_errno ()));
@@ -207,16 +332,26 @@ s_rtt_ping (zsock_t *sock, const perf_job_t *job)
         return -1;
     }
     void *handle = zsock_resolve (sock);
-    zmq_msg_t msg;
+    s_loans_t loans = { .low = 0 };
+    int rc = job->loan ? s_loans_start (&loans, sock, job) : 0;
+    zmq_msg_t msg, request;
     zmq_msg_init (&msg);
-    int rc = 0;
-    uint64_t total = job->warmup + job->count;
+    uint64_t total = rc ? 0 : job->warmup + job->count;
     for (uint64_t seq = 0; seq < total; seq++) {
         perf_stamp (buffer, job->size, seq);
         int64_t start = perf_now_ns ();
-        if (zmq_send (handle, buffer, job->size, 0) == -1
+        //  A loan is built and filled inside the timing, as zmq_send
+        //  builds and fills its message
+        if (job->loan && s_loans_build (&loans, sock, &request, buffer, job->size)) {
+            rc = -1;
+            break;
+        }
+        if ((job->loan ? zmq_msg_send (&request, handle, 0)
+                       : zmq_send (handle, buffer, job->size, 0)) == -1
         ||  zmq_msg_recv (&msg, handle, 0) == -1) {
             perf_fail ("round trip %" PRIu64 ": %s", seq, zmq_strerror (zmq_errno ()));
+            if (job->loan)
+                zmq_msg_close (&request);   //  Empty if it went
             rc = -1;
             break;
         }
@@ -228,14 +363,15 @@ s_rtt_ping (zsock_t *sock, const perf_job_t *job)
         if (seq >= job->warmup)
             samples [seq - job->warmup] = (uint64_t) (end - start);
     }
-    char lent [96];
+    char lent [96], loaned [96];
     if (rc == 0 && s_lent (sock, job, lent, sizeof lent))
         rc = -1;
     if (rc == 0) {
         double median_us, p99_us;
         perf_percentiles (samples, job->count, &median_us, &p99_us);
-        perf_say ("RESULT count=%" PRIu64 " median_ns=%.0f p99_ns=%.0f%s",
-                  job->count, median_us * 1000, p99_us * 1000, lent);
+        perf_say ("RESULT count=%" PRIu64 " median_ns=%.0f p99_ns=%.0f%s%s",
+                  job->count, median_us * 1000, p99_us * 1000, lent,
+                  s_loans_say (&loans, job, loaned, sizeof loaned));
     }
     zmq_msg_close (&msg);
     free (buffer);
@@ -274,12 +410,19 @@ s_thr_send_role (const perf_job_t *job)
     zsock_t *sock = s_socket (ZMQ_PUSH, job, false, NULL);
     if (!sock)
         return 1;
+    //  The loan pool is made (and found) before the wait, not in the run
+    s_loans_t loans = { .low = 0 };
+    if (job->loan && s_loans_start (&loans, sock, job)) {
+        shmipc_sock_destroy (&sock);
+        return 1;
+    }
     //  Let the connection come up, so that no backlog queued before it
     //  reaches the receiver as a burst
     usleep ((useconds_t) job->settle_ms * 1000);
-    int rc = s_thr_send (sock, job);
+    int rc = s_thr_send (sock, job, &loans);
     if (rc == 0) {
-        perf_say ("RESULT");
+        char loaned [96];
+        perf_say ("RESULT%s", s_loans_say (&loans, job, loaned, sizeof loaned));
         //  Close only once the receiver has everything: nothing is lost to
         //  czmq's linger of 0
         perf_wait_release ();
@@ -295,13 +438,18 @@ s_rtt_server_role (const perf_job_t *job)
     zsock_t *sock = s_socket (ZMQ_REP, job, true, &port);
     if (!sock)
         return 1;
+    s_loans_t loans = { .low = 0 };
+    if (job->loan && s_loans_start (&loans, sock, job)) {
+        shmipc_sock_destroy (&sock);
+        return 1;
+    }
     s_say_ready (job, port);
-    char lent [96];
-    int rc = s_rtt_serve (sock, job);
+    char lent [96], loaned [96];
+    int rc = s_rtt_serve (sock, job, &loans);
     if (rc == 0)
         rc = s_lent (sock, job, lent, sizeof lent);
     if (rc == 0) {
-        perf_say ("RESULT%s", lent);
+        perf_say ("RESULT%s%s", lent, s_loans_say (&loans, job, loaned, sizeof loaned));
         perf_wait_release ();
     }
     shmipc_sock_destroy (&sock);
@@ -344,8 +492,9 @@ s_peer_thread (void *args)
     sem_post (&self->connected);
     if (!sock)
         return NULL;
-    self->rc = self->type == ZMQ_PUSH ? s_thr_send (sock, self->job)
-                                      : s_rtt_serve (sock, self->job);
+    //  No loans over inproc: job->loan is 0 there
+    self->rc = self->type == ZMQ_PUSH ? s_thr_send (sock, self->job, NULL)
+                                      : s_rtt_serve (sock, self->job, NULL);
     //  Keep the socket until the main thread has all it needs
     while (sem_wait (&self->release) && errno == EINTR)
         ;
