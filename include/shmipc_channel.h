@@ -152,9 +152,11 @@ SHMIPC_EXPORT int
 //  instead of waiting for the reader; SHMIPC_DEFER leaves the message
 //  unpublished until shmipc_channel_flush (a batch then costs one publish
 //  and at most one wake-up). A message bigger than the ring is streamed in
-//  chunks; with SHMIPC_DONTWAIT it may return EAGAIN part-way, and the
-//  caller must repeat the call with the same frames to go on (a different
-//  message fails with EINVAL). Returns 0 or -1 with errno: EAGAIN,
+//  chunks, and so is one that the frames the reader holds
+//  (shmipc_channel_hold) leave no place for whole; with SHMIPC_DONTWAIT
+//  it may return EAGAIN part-way, and the caller must then repeat the call
+//  with the same frames to go on (a different message fails with EINVAL;
+//  an EAGAIN before the first chunk binds nothing). Returns 0 or -1 with errno: EAGAIN,
 //  EPIPE (the peer is gone), EPROTO (the peer broke the protocol), EMSGSIZE
 //  (more than SHMIPC_FRAMES_MAX frames).
 SHMIPC_EXPORT int

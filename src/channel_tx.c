@@ -316,8 +316,12 @@ shmipc__channel_tx_sendv (shmipc__channel_tx_t *self, const struct iovec *frames
         }
         *stream = (shmipc__stream_t) { .active = true, .nframes = nframes, .total = content };
     }
-    if (s_stream (self, frames, nframes, flags))
+    if (s_stream (self, frames, nframes, flags)) {
+        //  Nothing written yet: the caller is not bound to this message
+        if (stream->frame == 0 && stream->offset == 0)
+            stream->active = false;
         return -1;
+    }
     self->stat_msgs_sent++;
     self->stat_bytes_sent += content;
     return 0;

@@ -1,6 +1,7 @@
 /*  test_channel - the channel in one process, over tu_channel_pair and raw
     socketpairs: framing, wrap-around, streaming, back-pressure, timeouts,
-    deferred publishing, control messages, polling and wake-up economy.
+    deferred publishing, control messages, polling and wake-up economy,
+    and frames held in place after recv_done (shmipc_channel_hold).
     Peers in other processes: test_channel_xproc.c; hostile peers:
     test_channel_hostile.c.
 */
@@ -12,6 +13,7 @@
 #include <fcntl.h>
 #include <malloc.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1296,6 +1298,482 @@ test_channel_spin_option_still_receives_and_times_out (void **state)
     tu_assert_baseline (baseline);
 }
 
+//  --------------------------------------------------------------------------
+//  Holds: frames kept in place after recv_done (zero-copy receive)
+
+//  A frame the test keeps: its hold, where it lies, its size and seed.
+typedef struct {
+    shmipc_hold_t *hold;            //  NULL once released
+    const uint8_t *data;
+    size_t size;
+    uint64_t seed;
+} s_kept_t;
+
+//  Receive the next message as a view (it must be there): one frame of
+//  size bytes patterned from seed; hold it into *kept if kept is not NULL,
+//  then recv_done.
+static void
+s_view_and_hold (shmipc_channel_t *channel, size_t size, uint64_t seed, s_kept_t *kept)
+{
+    const shmipc_frame_t *frames;
+    size_t nframes;
+    assert_int_equal (shmipc_channel_recv_view (channel, &frames, &nframes, SHMIPC_DONTWAIT), 0);
+    assert_int_equal (nframes, 1);
+    assert_int_equal (frames [0].size, size);
+    assert_true (tu_check (frames [0].data, size, seed));
+    if (kept) {
+        kept->hold = shmipc_channel_hold (channel, 0);
+        assert_non_null (kept->hold);
+        kept->data = (const uint8_t *) frames [0].data;
+        kept->size = size;
+        kept->seed = seed;
+    }
+    shmipc_channel_recv_done (channel);
+}
+
+//  Assert that every frame still kept holds what was sent.
+static void
+s_assert_kept (const s_kept_t *kept, size_t count)
+{
+    for (size_t index = 0; index < count; index++)
+        if (kept [index].hold)
+            assert_true (tu_check (kept [index].data, kept [index].size, kept [index].seed));
+}
+
+static void
+s_release_kept (s_kept_t *kept)
+{
+    assert_non_null (kept->hold);
+    assert_true (tu_check (kept->data, kept->size, kept->seed));
+    shmipc_hold_release (kept->hold);
+    kept->hold = NULL;
+}
+
+//  Move at least bytes from a to b in one-frame messages of assorted sizes
+//  (some bigger than the ring: streamed), each sent without waiting and
+//  checked as it arrives, *seed numbering them; the kept frames are
+//  checked all along. A stall (no progress for many rounds) fails.
+static void
+s_traffic (shmipc_channel_t *a, shmipc_channel_t *b, uint64_t bytes, uint64_t *seed,
+           const s_kept_t *kept, size_t nkept)
+{
+    static const size_t sizes [] = { 100, 1500, 3000, 40, 7000, 900, 0, 20000, 333 };
+    uint8_t *buffer = (uint8_t *) malloc (20000);
+    assert_non_null (buffer);
+    shmipc_msg_t *msg = shmipc_msg_new ();
+    uint64_t moved = 0;
+    long idle = 0;
+    while (moved < bytes) {
+        size_t size = sizes [*seed % (sizeof sizes / sizeof sizes [0])];
+        tu_fill (buffer, size, *seed);
+        if (shmipc_channel_send (a, buffer, size, SHMIPC_DONTWAIT) == 0) {
+            s_recv_pattern (b, msg, size, *seed);
+            ++*seed;
+            moved += size;
+            idle = 0;
+            s_assert_kept (kept, nkept);
+        }
+        else {
+            //  Full, or part-way through a streamed one: the reader takes
+            //  what there is (nothing whole) and gives the space back
+            assert_int_equal (errno, EAGAIN);
+            assert_int_equal (shmipc_channel_recv_into (b, msg, SHMIPC_DONTWAIT), -1);
+            assert_int_equal (errno, EAGAIN);
+            assert_true (++idle < 1000);
+        }
+    }
+    shmipc_msg_destroy (&msg);
+    free (buffer);
+}
+
+static void
+test_channel_held_frames_stay_intact_while_the_ring_laps (void **state)
+{
+    tu_baseline_t baseline = tu_baseline ();
+    shmipc_channel_t *a, *b;
+    size_t cap = 16384;
+    tu_channel_pair (cap, 4096, &a, &b);
+    //  Five large frames, held: most of the half of the ring one may hold
+    s_kept_t kept [5];
+    uint8_t *buffer = s_pattern (1500, 0);
+    for (size_t index = 0; index < 5; index++) {
+        tu_fill (buffer, 1500, 1000 + index);
+        assert_int_equal (shmipc_channel_send (a, buffer, 1500, SHMIPC_DONTWAIT), 0);
+        s_view_and_hold (b, 1500, 1000 + index, &kept [index]);
+    }
+    //  Traffic of many times the ring flows on around them
+    uint64_t seed = 0;
+    s_traffic (a, b, 20 * cap, &seed, kept, 5);
+    //  Let them go in another order than they came, traffic in between
+    size_t order [] = { 3, 0, 4, 1, 2 };
+    for (size_t index = 0; index < 5; index++) {
+        s_release_kept (&kept [order [index]]);
+        s_traffic (a, b, 3 * cap, &seed, kept, 5);
+    }
+    //  Their space is the writer's again: a message as big as the ring
+    //  goes whole
+    free (buffer);
+    buffer = s_pattern (cap - SHMIPC_RECORD_HEADER, 77);
+    shmipc_msg_t *msg = shmipc_msg_new ();
+    assert_int_equal (shmipc_channel_send (a, buffer, cap - SHMIPC_RECORD_HEADER,
+                                           SHMIPC_DONTWAIT), 0);
+    s_recv_pattern (b, msg, cap - SHMIPC_RECORD_HEADER, 77);
+    shmipc_msg_destroy (&msg);
+    free (buffer);
+    shmipc_channel_destroy (&a);
+    shmipc_channel_destroy (&b);
+    tu_assert_baseline (baseline);
+}
+
+//  The sender's side of the threaded test: count messages, blocking, each
+//  send bounded by the send timeout.
+typedef struct {
+    shmipc_channel_t *channel;
+    uint64_t count;
+    uint64_t sent;                  //  How many went
+    int error;                      //  errno of the send that failed, or 0
+} s_sender_t;
+
+static size_t
+s_threaded_size (uint64_t index)
+{
+    static const size_t sizes [] = { 2000, 64, 5000, 300, 2000, 70000, 10 };
+    return sizes [index % (sizeof sizes / sizeof sizes [0])];
+}
+
+static void *
+s_sender (void *arg)
+{
+    s_sender_t *sender = (s_sender_t *) arg;
+    uint8_t *buffer = (uint8_t *) malloc (70000);
+    for (uint64_t index = 0; buffer && index < sender->count; index++) {
+        size_t size = s_threaded_size (index);
+        tu_fill (buffer, size, index);
+        if (shmipc_channel_send (sender->channel, buffer, size, 0)) {
+            sender->error = errno;
+            break;
+        }
+        sender->sent++;
+    }
+    free (buffer);
+    return NULL;
+}
+
+static void
+test_channel_writer_never_stalls_on_frames_held_by_its_reader (void **state)
+{
+    //  Threads' stacks and arenas cached first: not counted as ours
+    assert_int_equal (tu_warm_threads (2), 0);
+    tu_baseline_t baseline = tu_baseline ();
+    shmipc_channel_t *a, *b;
+    size_t cap = 16384;
+    tu_channel_pair (cap, 4096, &a, &b);
+    //  A stall fails a call after the timeout instead of hanging the test
+    shmipc_channel_set_sndtimeo (a, 5000);
+    shmipc_channel_set_rcvtimeo (b, 5000);
+    s_sender_t sender = { .channel = a, .count = (uint64_t) tu_scaled (2000, 200) };
+    pthread_t thread;
+    assert_int_equal (pthread_create (&thread, NULL, s_sender, &sender), 0);
+    //  Hold every 2000-byte frame that lies in the ring, up to four at
+    //  once, letting one go (not the oldest) when a fifth comes
+    s_kept_t kept [4] = { { 0 } };
+    uint64_t random = 12345, holds = 0, copies = 0;
+    for (uint64_t index = 0; index < sender.count; index++) {
+        const shmipc_frame_t *frames;
+        size_t nframes;
+        assert_int_equal (shmipc_channel_recv_view (b, &frames, &nframes, 0), 0);
+        size_t size = s_threaded_size (index);
+        assert_int_equal (nframes, 1);
+        assert_int_equal (frames [0].size, size);
+        assert_true (tu_check (frames [0].data, size, index));
+        if (size == 2000) {
+            size_t slot = 0;
+            while (slot < 4 && kept [slot].hold)
+                slot++;
+            if (slot == 4) {
+                slot = (size_t) (tu_random (&random) % 4);
+                s_release_kept (&kept [slot]);
+            }
+            kept [slot].hold = shmipc_channel_hold (b, 0);
+            if (kept [slot].hold) {
+                kept [slot] = (s_kept_t) { .hold = kept [slot].hold,
+                    .data = (const uint8_t *) frames [0].data, .size = size, .seed = index };
+                holds++;
+            }
+            else {
+                //  Wrapped round the end of a ring without a mirror: a copy
+                assert_int_equal (errno, EAGAIN);
+                copies++;
+            }
+        }
+        shmipc_channel_recv_done (b);
+        s_assert_kept (kept, 4);
+    }
+    assert_int_equal (pthread_join (thread, NULL), 0);
+    assert_int_equal (sender.error, 0);
+    assert_int_equal (sender.sent, sender.count);
+    assert_true (holds > copies);
+    for (size_t slot = 0; slot < 4; slot++)
+        if (kept [slot].hold)
+            s_release_kept (&kept [slot]);
+    shmipc_channel_destroy (&a);
+    shmipc_channel_destroy (&b);
+    tu_assert_baseline (baseline);
+}
+
+static void
+test_channel_hold_fails_with_enobufs_past_the_share_or_64_frames (void **state)
+{
+    tu_baseline_t baseline = tu_baseline ();
+    shmipc_channel_t *a, *b;
+    //  Half of a 4096-byte ring (and a header per slot): two records of
+    //  1008 bytes, not three
+    tu_channel_pair (4096, 4096, &a, &b);
+    s_kept_t kept [3];
+    for (uint64_t index = 0; index < 2; index++) {
+        s_send_pattern (a, 1000, index);
+        s_view_and_hold (b, 1000, index, &kept [index]);
+    }
+    s_send_pattern (a, 1000, 2);
+    const shmipc_frame_t *frames;
+    size_t nframes;
+    assert_int_equal (shmipc_channel_recv_view (b, &frames, &nframes, SHMIPC_DONTWAIT), 0);
+    errno = 0;
+    assert_null (shmipc_channel_hold (b, 0));
+    assert_int_equal (errno, ENOBUFS);
+    //  One let go: now it fits
+    s_release_kept (&kept [0]);
+    kept [2] = (s_kept_t) { .hold = shmipc_channel_hold (b, 0),
+                            .data = (const uint8_t *) frames [0].data, .size = 1000, .seed = 2 };
+    assert_non_null (kept [2].hold);
+    shmipc_channel_recv_done (b);
+    s_release_kept (&kept [1]);
+    s_release_kept (&kept [2]);
+    shmipc_channel_destroy (&a);
+    shmipc_channel_destroy (&b);
+
+    //  64 frames, however small; the 65th is refused, the message itself
+    //  is fine (read it and let it go)
+    tu_channel_pair (65536, 4096, &a, &b);
+    s_kept_t many [SHMIPC_HOLDS_MAX];
+    for (uint64_t index = 0; index < SHMIPC_HOLDS_MAX; index++) {
+        s_send_pattern (a, 8, index);
+        s_view_and_hold (b, 8, index, &many [index]);
+    }
+    s_send_pattern (a, 8, 99);
+    assert_int_equal (shmipc_channel_recv_view (b, &frames, &nframes, SHMIPC_DONTWAIT), 0);
+    errno = 0;
+    assert_null (shmipc_channel_hold (b, 0));
+    assert_int_equal (errno, ENOBUFS);
+    assert_true (tu_check (frames [0].data, 8, 99));
+    shmipc_channel_recv_done (b);
+    s_assert_kept (many, SHMIPC_HOLDS_MAX);
+    //  Let them go, every other one first
+    for (size_t index = 0; index < SHMIPC_HOLDS_MAX; index += 2)
+        s_release_kept (&many [index]);
+    for (size_t index = 1; index < SHMIPC_HOLDS_MAX; index += 2)
+        s_release_kept (&many [index]);
+    shmipc_hold_release (NULL);
+    shmipc_channel_destroy (&a);
+    shmipc_channel_destroy (&b);
+
+    //  Nothing from a ring under 4 KiB
+    tu_channel_pair (2048, 4096, &a, &b);
+    s_send_pattern (a, 8, 1);
+    assert_int_equal (shmipc_channel_recv_view (b, &frames, &nframes, SHMIPC_DONTWAIT), 0);
+    errno = 0;
+    assert_null (shmipc_channel_hold (b, 0));
+    assert_int_equal (errno, ENOBUFS);
+    shmipc_channel_recv_done (b);
+    shmipc_channel_destroy (&a);
+    shmipc_channel_destroy (&b);
+    tu_assert_baseline (baseline);
+}
+
+static void
+test_channel_hold_refuses_copies_empty_frames_and_no_frame (void **state)
+{
+    tu_baseline_t baseline = tu_baseline ();
+    shmipc_channel_t *a, *b;
+    tu_channel_pair (4096, 4096, &a, &b);
+    //  No message viewed: no frame to hold
+    errno = 0;
+    assert_null (shmipc_channel_hold (b, 0));
+    assert_int_equal (errno, EINVAL);
+    //  Past the last frame, or an empty frame (nothing in the ring to keep)
+    size_t sizes [] = { 10, 0 };
+    uint8_t buffer [10];
+    struct iovec frames_out [2];
+    s_make_frames (frames_out, buffer, 2, sizes, 5);
+    assert_int_equal (shmipc_channel_sendv (a, frames_out, 2, SHMIPC_DONTWAIT), 0);
+    const shmipc_frame_t *frames;
+    size_t nframes;
+    assert_int_equal (shmipc_channel_recv_view (b, &frames, &nframes, SHMIPC_DONTWAIT), 0);
+    assert_int_equal (nframes, 2);
+    errno = 0;
+    assert_null (shmipc_channel_hold (b, 2));
+    assert_int_equal (errno, EINVAL);
+    errno = 0;
+    assert_null (shmipc_channel_hold (b, 1));
+    assert_int_equal (errno, EAGAIN);
+    shmipc_channel_recv_done (b);
+    //  Done: nothing viewed any more
+    errno = 0;
+    assert_null (shmipc_channel_hold (b, 0));
+    assert_int_equal (errno, EINVAL);
+    //  A message bigger than the ring arrives as a private copy
+    size_t big = 3 * 4096;
+    uint8_t *data = s_pattern (big, 6);
+    shmipc_msg_t *msg = shmipc_msg_new ();
+    while (shmipc_channel_send (a, data, big, SHMIPC_DONTWAIT)) {
+        assert_int_equal (errno, EAGAIN);
+        assert_int_equal (shmipc_channel_recv_into (b, msg, SHMIPC_DONTWAIT), -1);
+    }
+    assert_int_equal (shmipc_channel_recv_view (b, &frames, &nframes, SHMIPC_DONTWAIT), 0);
+    assert_int_equal (frames [0].size, big);
+    errno = 0;
+    assert_null (shmipc_channel_hold (b, 0));
+    assert_int_equal (errno, EAGAIN);
+    shmipc_channel_recv_done (b);
+    shmipc_msg_destroy (&msg);
+    free (data);
+    shmipc_channel_destroy (&a);
+    shmipc_channel_destroy (&b);
+    tu_assert_baseline (baseline);
+}
+
+static void *
+s_release_in_thread (void *arg)
+{
+    s_release_kept ((s_kept_t *) arg);
+    return NULL;
+}
+
+static void
+test_channel_held_frames_outlive_the_channel_until_the_last_release (void **state)
+{
+    //  Threads' stacks and arenas cached first: not counted as ours
+    assert_int_equal (tu_warm_threads (2), 0);
+    tu_baseline_t baseline = tu_baseline ();
+    int memfd_maps = tu_maps_with ("/memfd:shmipc");
+    shmipc_channel_t *a, *b;
+    tu_channel_pair (4096, 4096, &a, &b);
+    s_kept_t kept [3];
+    for (uint64_t index = 0; index < 3; index++) {
+        s_send_pattern (a, 600, 50 + index);
+        s_view_and_hold (b, 600, 50 + index, &kept [index]);
+    }
+    //  Both ends gone: the frames are still there, mapped
+    shmipc_channel_destroy (&a);
+    shmipc_channel_destroy (&b);
+    s_assert_kept (kept, 3);
+    assert_true (tu_maps_with ("/memfd:shmipc") > memfd_maps);
+    //  Let go from another thread, then from this one: still mapped until
+    //  the last
+    pthread_t thread;
+    assert_int_equal (pthread_create (&thread, NULL, s_release_in_thread, &kept [1]), 0);
+    assert_int_equal (pthread_join (thread, NULL), 0);
+    s_release_kept (&kept [0]);
+    s_assert_kept (kept, 3);
+    assert_true (tu_maps_with ("/memfd:shmipc") > memfd_maps);
+    s_release_kept (&kept [2]);
+    //  The last one unmapped and closed everything
+    assert_int_equal (tu_maps_with ("/memfd:shmipc"), memfd_maps);
+    tu_assert_baseline (baseline);
+}
+
+static void
+test_channel_holds_some_frames_of_a_multiframe_message (void **state)
+{
+    tu_baseline_t baseline = tu_baseline ();
+    shmipc_channel_t *a, *b;
+    size_t cap = 8192;
+    tu_channel_pair (cap, 4096, &a, &b);
+    size_t sizes [] = { 700, 0, 1200, 30, 900 };
+    uint8_t buffer [700 + 1200 + 30 + 900];
+    struct iovec frames_out [5];
+    s_make_frames (frames_out, buffer, 5, sizes, 300);
+    assert_int_equal (shmipc_channel_sendv (a, frames_out, 5, SHMIPC_DONTWAIT), 0);
+    const shmipc_frame_t *frames;
+    size_t nframes;
+    assert_int_equal (shmipc_channel_recv_view (b, &frames, &nframes, SHMIPC_DONTWAIT), 0);
+    assert_int_equal (nframes, 5);
+    //  Frames 0, 2 and 4 kept; 1 (empty) cannot be; 3 is read and let be
+    s_kept_t kept [3];
+    size_t which [] = { 4, 0, 2 };
+    for (size_t index = 0; index < 3; index++) {
+        size_t frame = which [index];
+        kept [index] = (s_kept_t) { .hold = shmipc_channel_hold (b, frame),
+                                    .data = (const uint8_t *) frames [frame].data,
+                                    .size = sizes [frame], .seed = 300 + frame };
+        assert_non_null (kept [index].hold);
+    }
+    assert_null (shmipc_channel_hold (b, 1));
+    assert_int_equal (errno, EAGAIN);
+    assert_true (tu_check (frames [3].data, 30, 303));
+    shmipc_channel_recv_done (b);
+    //  The ring laps around them; then they go one by one, out of order
+    uint64_t seed = 0;
+    s_traffic (a, b, 10 * cap, &seed, kept, 3);
+    s_release_kept (&kept [2]);
+    s_traffic (a, b, 5 * cap, &seed, kept, 3);
+    s_release_kept (&kept [0]);
+    s_traffic (a, b, 5 * cap, &seed, kept, 3);
+    s_release_kept (&kept [1]);
+    shmipc_channel_destroy (&a);
+    shmipc_channel_destroy (&b);
+    tu_assert_baseline (baseline);
+}
+
+static void
+test_channel_streams_a_message_that_has_no_place_between_held_frames (void **state)
+{
+    tu_baseline_t baseline = tu_baseline ();
+    shmipc_channel_t *a, *b;
+    tu_channel_pair (8192, 4096, &a, &b);
+    //  Four records of 2008 bytes from the start; the second and fourth
+    //  held: the free runs are 2008 bytes, and 2168 round the end
+    s_kept_t kept [2];
+    for (uint64_t index = 0; index < 4; index++) {
+        s_send_pattern (a, 2000, 10 + index);
+        s_view_and_hold (b, 2000, 10 + index, index % 2 ? &kept [index / 2] : NULL);
+    }
+    //  A message the ring could take whole, but no free run can: it goes
+    //  in chunks between the held frames, and arrives whole
+    uint8_t *data = s_pattern (2500, 20);
+    shmipc_msg_t *msg = shmipc_msg_new ();
+    int rounds = 0;
+    while (shmipc_channel_send (a, data, 2500, SHMIPC_DONTWAIT)) {
+        assert_int_equal (errno, EAGAIN);
+        assert_int_equal (shmipc_channel_recv_into (b, msg, SHMIPC_DONTWAIT), -1);
+        assert_int_equal (errno, EAGAIN);
+        assert_true (++rounds < 100);
+    }
+    const shmipc_frame_t *frames;
+    size_t nframes;
+    assert_int_equal (shmipc_channel_recv_view (b, &frames, &nframes, SHMIPC_DONTWAIT), 0);
+    assert_int_equal (nframes, 1);
+    assert_int_equal (frames [0].size, 2500);
+    assert_true (tu_check (frames [0].data, 2500, 20));
+    //  Reassembled from chunks: a copy, not in the ring
+    assert_null (shmipc_channel_hold (b, 0));
+    assert_int_equal (errno, EAGAIN);
+    shmipc_channel_recv_done (b);
+    s_assert_kept (kept, 2);
+    //  Once they are let go, such a message goes whole again, in place
+    s_release_kept (&kept [0]);
+    s_release_kept (&kept [1]);
+    assert_int_equal (shmipc_channel_recv_into (b, msg, SHMIPC_DONTWAIT), -1);
+    assert_int_equal (shmipc_channel_send (a, data, 2500, SHMIPC_DONTWAIT), 0);
+    s_view_and_hold (b, 2500, 20, &kept [0]);
+    s_release_kept (&kept [0]);
+    shmipc_msg_destroy (&msg);
+    free (data);
+    shmipc_channel_destroy (&a);
+    shmipc_channel_destroy (&b);
+    tu_assert_baseline (baseline);
+}
+
 int
 main (void)
 {
@@ -1330,6 +1808,13 @@ main (void)
         cmocka_unit_test (test_channel_events_reports_pollout_when_blocked_stream_can_go_on),
         cmocka_unit_test (test_channel_sends_no_wakeup_to_a_reader_that_keeps_up),
         cmocka_unit_test (test_channel_spin_option_still_receives_and_times_out),
+        cmocka_unit_test (test_channel_held_frames_stay_intact_while_the_ring_laps),
+        cmocka_unit_test (test_channel_writer_never_stalls_on_frames_held_by_its_reader),
+        cmocka_unit_test (test_channel_hold_fails_with_enobufs_past_the_share_or_64_frames),
+        cmocka_unit_test (test_channel_hold_refuses_copies_empty_frames_and_no_frame),
+        cmocka_unit_test (test_channel_held_frames_outlive_the_channel_until_the_last_release),
+        cmocka_unit_test (test_channel_holds_some_frames_of_a_multiframe_message),
+        cmocka_unit_test (test_channel_streams_a_message_that_has_no_place_between_held_frames),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

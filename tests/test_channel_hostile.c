@@ -3,12 +3,16 @@
     window ignored, and child processes scribbling over their segment while
     we read. The channel must refuse each with EPROTO (or see the peer gone,
     ECONNRESET), never crash, hang, read out of bounds or leak a descriptor.
+    A hold table that lies is not refused (nothing tells it from the
+    truth): the channel still writes only its free space, and a send that
+    finds no place waits (or times out) instead of hanging.
 
     The fake peer speaks the protocol by hand with the internal pieces:
     shmipc_segment_new, shmipc__wire_hello / shmipc__wire_header and
     shmipc_fdpass_send, and the segment layout channel.c defines.
 */
 #include "testutil.h"
+#include "channel.h"
 #include "shmipc_channel.h"
 #include "shmipc_fdpass.h"
 #include "shmipc_ring.h"
@@ -34,7 +38,12 @@
 #define S_TAIL          128             //  Owner's read index into the peer's
 #define S_RX_SLEEP      192
 #define S_TX_SLEEP      256
+#define S_HOLDS         320             //  The owner's hold table (its peer's
+                                        //  records it keeps)
 #define S_RING          SHMIPC_SEGMENT_HEADER
+
+_Static_assert (S_HOLDS == SHMIPC__CONTROL_OFFSET + offsetof (shmipc__control_t, holds),
+                "the hold table where channel.c puts it");
 
 //  In a child: on failure say where and why, and exit with status 1.
 #define C_CHECK(cond) do { \
@@ -317,7 +326,7 @@ test_channel_refuses_malformed_hello (void **state)
                                           shmipc__segment_bytes (4096), "fake", 4);
         switch (kind) {
             case 0: hello [4] ^= 1; break;                  //  Bad magic
-            case 1: hello [2] = 2; break;                   //  Unknown version
+            case 1: hello [2] = 1; break;                   //  Version 1: no holds
             case 2: hello [1] = 7; break;                   //  Unknown role
             case 3: hello [24] = 5; break;                  //  Name size lies
             case 4: size = SHMIPC__HELLO_FIXED - 1; break;  //  Truncated
@@ -497,8 +506,14 @@ static void
 test_channel_refuses_record_with_unknown_or_conflicting_flags (void **state)
 {
     tu_baseline_t baseline = tu_baseline ();
-    uint32_t flags [] = { 4, 0x80000000u, SHMIPC_RECORD_MORE | SHMIPC_RECORD_CHUNK, 0xffffffffu };
-    for (size_t index = 0; index < 4; index++) {
+    //  Unknown bits, MORE with CHUNK, and PAD with anything else (PAD is
+    //  filler, alone)
+    uint32_t flags [] = { 0x10, 0x80000000u, SHMIPC_RECORD_MORE | SHMIPC_RECORD_CHUNK,
+                          0xffffffffu, SHMIPC_RECORD_PAD | SHMIPC_RECORD_MORE,
+                          SHMIPC_RECORD_PAD | SHMIPC_RECORD_CHUNK,
+                          SHMIPC_RECORD_PAD | SHMIPC_RECORD_LOAN,
+                          SHMIPC_RECORD_PAD | 0x10 };
+    for (size_t index = 0; index < sizeof flags / sizeof flags [0]; index++) {
         s_fake_t fake;
         shmipc_channel_t *victim = s_fake_new (&fake, 4096);
         s_fake_record (&fake, 0, 1, flags [index], "x");
@@ -536,6 +551,320 @@ test_channel_refuses_read_index_past_what_it_was_sent (void **state)
         shmipc_channel_destroy (&victim);
         s_fake_destroy (&fake);
     }
+    tu_assert_baseline (baseline);
+}
+
+//  --------------------------------------------------------------------------
+//  Holds: PAD records from the peer, and a peer whose hold table lies
+
+static void
+test_channel_skips_pad_records_from_its_peer (void **state)
+{
+    tu_baseline_t baseline = tu_baseline ();
+    s_fake_t fake;
+    shmipc_channel_t *victim = s_fake_new (&fake, 4096);
+    //  PAD, frame, PAD, frame (a message of two); PAD, a chunk, PAD, the
+    //  rest of that frame (a message of one); a PAD last
+    s_fake_record (&fake, 0, 16, SHMIPC_RECORD_PAD, NULL);
+    s_fake_record (&fake, 24, 5, SHMIPC_RECORD_MORE, "hello");
+    s_fake_record (&fake, 40, 0, SHMIPC_RECORD_PAD, NULL);
+    s_fake_record (&fake, 48, 3, 0, "abc");
+    s_fake_record (&fake, 64, 100, SHMIPC_RECORD_PAD, NULL);
+    s_fake_record (&fake, 176, 2, SHMIPC_RECORD_CHUNK, "xy");
+    s_fake_record (&fake, 192, 8, SHMIPC_RECORD_PAD, NULL);
+    s_fake_record (&fake, 208, 1, 0, "z");
+    s_fake_record (&fake, 224, 0, SHMIPC_RECORD_PAD, NULL);
+    s_fake_store (&fake, S_HEAD, 232);
+    shmipc_msg_t *msg = shmipc_msg_new ();
+    assert_int_equal (shmipc_channel_recv_into (victim, msg, SHMIPC_DONTWAIT), 0);
+    assert_int_equal (shmipc_msg_frames (msg), 2);
+    assert_int_equal (shmipc_msg_size (msg, 0), 5);
+    assert_memory_equal (shmipc_msg_data (msg, 0), "hello", 5);
+    assert_int_equal (shmipc_msg_size (msg, 1), 3);
+    assert_memory_equal (shmipc_msg_data (msg, 1), "abc", 3);
+    //  A frame in chunks with a PAD between them is one frame
+    assert_int_equal (shmipc_channel_recv_into (victim, msg, SHMIPC_DONTWAIT), 0);
+    assert_int_equal (shmipc_msg_frames (msg), 1);
+    assert_int_equal (shmipc_msg_size (msg, 0), 3);
+    assert_memory_equal (shmipc_msg_data (msg, 0), "xyz", 3);
+    assert_int_equal (shmipc_channel_recv_into (victim, msg, SHMIPC_DONTWAIT), -1);
+    assert_int_equal (errno, EAGAIN);
+    //  The filler's space came back with the rest
+    assert_int_equal (s_victim_load (&fake, S_TAIL), 232);
+    assert_int_equal (shmipc_channel_error (victim), 0);
+    shmipc_msg_destroy (&msg);
+    shmipc_channel_destroy (&victim);
+    s_fake_destroy (&fake);
+    tu_assert_baseline (baseline);
+}
+
+//  The fake as an honest reader of the victim's ring: where it stands, and
+//  the message it is putting together.
+typedef struct {
+    uint64_t r;                     //  Next index to read
+    uint8_t *partial;               //  The message so far
+    size_t partial_size;
+    uint64_t delivered;             //  Messages read whole
+    uint64_t pads;                  //  PAD records stepped over
+} s_reader_t;
+
+//  The size of message number index the victim sends in the lying-table test.
+static size_t
+s_lying_size (uint64_t index)
+{
+    static const size_t sizes [] = { 10, 100, 1000, 3000, 5000, 24, 9000, 1500 };
+    return sizes [index % (sizeof sizes / sizeof sizes [0])];
+}
+
+//  Read the victim's ring up to its write index: every record well-formed,
+//  PADs stepped over, chunks joined, each message the next one sent, byte
+//  for byte. Then give the space back if release.
+static void
+s_fake_read (s_fake_t *fake, s_reader_t *reader, uint64_t sent, bool release)
+{
+    const uint8_t *ring = (const uint8_t *) shmipc_segment_data (fake->victim) + S_RING;
+    uint64_t mask = 4096 - 1;
+    uint64_t head = s_victim_load (fake, S_HEAD);
+    assert_true (head - reader->r <= 4096);
+    while (reader->r != head) {
+        uint64_t header;
+        memcpy (&header, ring + (reader->r & mask), 8);
+        uint32_t size = (uint32_t) header, flags = (uint32_t) (header >> 32);
+        uint64_t need = shmipc_ring_record_size (size);
+        assert_true (need <= head - reader->r);
+        assert_true (flags == 0 || flags == SHMIPC_RECORD_CHUNK || flags == SHMIPC_RECORD_PAD);
+        if (flags == SHMIPC_RECORD_PAD) {
+            reader->pads++;
+            reader->r += need;
+            continue;
+        }
+        reader->partial = (uint8_t *) realloc (reader->partial, reader->partial_size + size + 1);
+        assert_non_null (reader->partial);
+        for (uint32_t index = 0; index < size; index++)
+            reader->partial [reader->partial_size + index] = ring [(reader->r + 8 + index) & mask];
+        reader->partial_size += size;
+        reader->r += need;
+        if (flags == 0) {
+            assert_true (reader->delivered < sent);
+            assert_int_equal (reader->partial_size, s_lying_size (reader->delivered));
+            assert_true (tu_check (reader->partial, reader->partial_size, reader->delivered));
+            reader->delivered++;
+            reader->partial_size = 0;
+        }
+    }
+    if (release)
+        s_fake_store (fake, S_TAIL, reader->r);
+}
+
+//  Fill the fake's hold table with a lie of the given kind, the victim's
+//  write index being head and our read index tail.
+static void
+s_fake_lie (shmipc_holds_table_t *table, int kind, uint64_t head, uint64_t tail,
+            uint64_t *random)
+{
+    uint64_t mask = 4096 - 1;
+    table->mask = 0;
+    switch (kind) {
+        case 0:                     //  Every slot, garbage
+            for (unsigned slot = 0; slot < SHMIPC_HOLDS_MAX; slot++)
+                table->slots [slot] = tu_random (random);
+            table->mask = UINT64_MAX;
+            break;
+        case 1:                     //  Every slot, records anywhere, overlapping
+            for (unsigned slot = 0; slot < SHMIPC_HOLDS_MAX; slot++)
+                table->slots [slot] = SHMIPC_HOLD_SLOT (
+                    tu_random (random) & mask & ~(uint64_t) 7,
+                    8 * (2 + tu_random (random) % 510));
+            table->mask = UINT64_MAX;
+            break;
+        case 2:                     //  Two halves: the whole ring
+            table->slots [7] = SHMIPC_HOLD_SLOT (0, 2048);
+            table->slots [40] = SHMIPC_HOLD_SLOT (2048, 2048);
+            table->mask = (uint64_t) 1 << 7 | (uint64_t) 1 << 40;
+            break;
+        case 3:                     //  What we have not read yet
+            if (head - tail >= 16)
+                table->slots [0] = SHMIPC_HOLD_SLOT (tail & mask,
+                                                     head - tail < 4096 ? head - tail : 4088);
+            table->mask = 1;
+            break;
+        case 4:                     //  A record the victim's cursor is inside
+            table->slots [63] = SHMIPC_HOLD_SLOT ((head - 64) & mask, 128);
+            table->mask = (uint64_t) 1 << 63;
+            break;
+        case 5:                     //  Small records every 64 bytes
+            for (unsigned slot = 0; slot < SHMIPC_HOLDS_MAX; slot++)
+                table->slots [slot] = SHMIPC_HOLD_SLOT (64 * slot, 16);
+            table->mask = UINT64_MAX;
+            break;
+        default:                    //  The truth: nothing held
+            break;
+    }
+}
+
+//  A victim and the fake that reads its ring, for the lying-table tests.
+typedef struct {
+    s_fake_t fake;
+    shmipc_channel_t *victim;
+    shmipc_holds_table_t *table;    //  The fake's hold table
+    const uint8_t *ring;            //  The victim's ring, as the fake maps it
+    s_reader_t reader;
+    uint64_t sent;                  //  Messages the victim sent
+} s_liar_t;
+
+static void
+s_liar_open (s_liar_t *liar)
+{
+    memset (liar, 0, sizeof *liar);
+    liar->victim = s_fake_new (&liar->fake, 4096);
+    shmipc_channel_set_sndtimeo (liar->victim, 10);
+    liar->table = (shmipc_holds_table_t *) (liar->fake.base + S_HOLDS);
+    liar->ring = (const uint8_t *) shmipc_segment_data (liar->fake.victim) + S_RING;
+}
+
+static void
+s_liar_close (s_liar_t *liar)
+{
+    free (liar->reader.partial);
+    shmipc_channel_destroy (&liar->victim);
+    s_fake_destroy (&liar->fake);
+}
+
+//  The fake's read index: what it gave back of the victim's ring.
+static uint64_t
+s_liar_tail (s_liar_t *liar)
+{
+    return atomic_load_explicit ((_Atomic uint64_t *) (liar->fake.base + S_TAIL),
+                                 memory_order_acquire);
+}
+
+//  The victim sends its next message (buffer is room for the biggest),
+//  without waiting or waiting up to its 10 ms send timeout. Asserts that
+//  the call comes back at once or at the timeout, and that it changed no
+//  byte outside its free space (what the fake has not given back, read or
+//  not, is as it was). Returns the send's result.
+static int
+s_liar_send (s_liar_t *liar, uint8_t *buffer, bool wait)
+{
+    size_t size = s_lying_size (liar->sent);
+    tu_fill (buffer, size, liar->sent);
+    uint64_t head = s_victim_load (&liar->fake, S_HEAD);
+    uint64_t tail = s_liar_tail (liar);
+    uint8_t before [4096];
+    memcpy (before, liar->ring, sizeof before);
+    int64_t started = shmipc__now_ms ();
+    int rc = shmipc_channel_send (liar->victim, buffer, size, wait ? 0 : SHMIPC_DONTWAIT);
+    int code = errno;
+    assert_true (shmipc__now_ms () - started < 2000);
+    for (uint64_t at = 0; at < 4096; at++)
+        if (liar->ring [at] != before [at])
+            assert_true (((at - head) & 4095) < tail + 4096 - head);
+    if (rc == 0)
+        liar->sent++;
+    errno = code;
+    return rc;
+}
+
+static void
+test_channel_writes_only_free_space_whatever_the_peer_hold_table_says (void **state)
+{
+    tu_baseline_t baseline = tu_baseline ();
+    uint8_t *buffer = (uint8_t *) malloc (9000);
+    assert_non_null (buffer);
+    s_liar_t liar;
+    s_liar_open (&liar);
+    uint64_t random = 0x853c49e6748fea9bULL;
+    uint64_t sent = 0, refused = 0, timed_out = 0, cut_off = 0, pads = 0;
+    long rounds = tu_scaled (600, 60);
+    for (long round = 0; round < rounds; round++) {
+        int kind = (int) (tu_random (&random) % 8);
+        s_fake_lie (liar.table, kind, s_victim_load (&liar.fake, S_HEAD),
+                    s_liar_tail (&liar), &random);
+        for (int attempt = 0; attempt < 4; attempt++) {
+            //  The next message (or the one that went part-way: the same)
+            bool wait = attempt == 0 && tu_random (&random) % 4 == 0;
+            int rc = s_liar_send (&liar, buffer, wait);
+            if (rc == 0)
+                continue;
+            if (errno == EAGAIN) {
+                refused++;
+                timed_out += wait;
+                break;
+            }
+            //  Only a table that leaves no room in a ring the reader gave
+            //  back whole is a lie it is cut off for
+            assert_int_equal (errno, EPROTO);
+            assert_string_equal (shmipc_channel_reason (liar.victim),
+                                 "peer hold table leaves no room");
+            assert_true (s_liar_tail (&liar) == s_victim_load (&liar.fake, S_HEAD));
+            cut_off++;
+            break;
+        }
+        if (shmipc_channel_error (liar.victim)) {
+            s_fake_read (&liar.fake, &liar.reader, liar.sent, true);
+            sent += liar.sent;
+            pads += liar.reader.pads;
+            s_liar_close (&liar);
+            s_liar_open (&liar);
+            continue;
+        }
+        s_fake_read (&liar.fake, &liar.reader, liar.sent, tu_random (&random) % 4 != 0);
+    }
+    //  The truth at last: everything goes, and arrives intact and in order
+    liar.table->mask = 0;
+    for (int round = 0; round < 1000 && liar.reader.delivered < liar.sent + 3; round++) {
+        if (liar.sent < liar.reader.delivered + 3)
+            s_liar_send (&liar, buffer, false);
+        s_fake_read (&liar.fake, &liar.reader, liar.sent, true);
+    }
+    assert_true (liar.reader.delivered >= 3 && liar.reader.delivered == liar.sent);
+    assert_int_equal (shmipc_channel_error (liar.victim), 0);
+    sent += liar.sent;
+    pads += liar.reader.pads;
+    print_message ("    %llu messages, %llu sends refused (%llu timed out), %llu cut off,"
+                   " %llu PAD records\n", (unsigned long long) sent,
+                   (unsigned long long) refused, (unsigned long long) timed_out,
+                   (unsigned long long) cut_off, (unsigned long long) pads);
+    assert_true (timed_out > 0);
+    assert_true (pads > 0);
+    s_liar_close (&liar);
+    free (buffer);
+    tu_assert_baseline (baseline);
+}
+
+static void
+test_channel_cuts_off_a_peer_whose_hold_table_leaves_no_room (void **state)
+{
+    tu_baseline_t baseline = tu_baseline ();
+    uint8_t *buffer = (uint8_t *) malloc (9000);
+    assert_non_null (buffer);
+    s_liar_t liar;
+    s_liar_open (&liar);
+    //  Three messages; the fake reads them and gives back only the first
+    for (int index = 0; index < 3; index++)
+        assert_int_equal (s_liar_send (&liar, buffer, false), 0);
+    s_fake_read (&liar.fake, &liar.reader, liar.sent, false);
+    s_fake_store (&liar.fake, S_TAIL, shmipc_ring_record_size (s_lying_size (0)));
+    //  Then says it holds the whole ring, in two halves: no place for
+    //  anything, which could be so while part of the ring is not back
+    uint64_t random = 1;
+    s_fake_lie (liar.table, 2, 0, 0, &random);
+    assert_int_equal (s_liar_send (&liar, buffer, false), -1);
+    assert_int_equal (errno, EAGAIN);
+    int64_t started = shmipc__now_ms ();
+    assert_int_equal (s_liar_send (&liar, buffer, true), -1);
+    assert_int_equal (errno, EAGAIN);
+    assert_true (shmipc__now_ms () - started >= 5);
+    assert_int_equal (shmipc_channel_error (liar.victim), 0);
+    //  All of it given back, and still no place: a lie
+    s_fake_store (&liar.fake, S_TAIL, liar.reader.r);
+    assert_int_equal (s_liar_send (&liar, buffer, false), -1);
+    assert_int_equal (errno, EPROTO);
+    assert_string_equal (shmipc_channel_reason (liar.victim), "peer hold table leaves no room");
+    s_assert_eproto (liar.victim, &liar.fake);
+    assert_int_equal (liar.reader.delivered, 3);
+    s_liar_close (&liar);
+    free (buffer);
     tu_assert_baseline (baseline);
 }
 
@@ -866,6 +1195,9 @@ main (void)
         cmocka_unit_test (test_channel_refuses_record_larger_than_published),
         cmocka_unit_test (test_channel_refuses_record_with_unknown_or_conflicting_flags),
         cmocka_unit_test (test_channel_refuses_read_index_past_what_it_was_sent),
+        cmocka_unit_test (test_channel_skips_pad_records_from_its_peer),
+        cmocka_unit_test (test_channel_writes_only_free_space_whatever_the_peer_hold_table_says),
+        cmocka_unit_test (test_channel_cuts_off_a_peer_whose_hold_table_leaves_no_room),
         cmocka_unit_test (test_channel_refuses_bad_socket_records_after_handshake),
         cmocka_unit_test (test_channel_refuses_peer_that_ignores_ctrl_window),
         cmocka_unit_test (test_channel_resends_ack_that_found_the_socket_full),

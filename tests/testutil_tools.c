@@ -37,7 +37,10 @@ static void *
 s_warm_thread (void *args)
 {
     s_gate_t *gate = (s_gate_t *) args;
-    free (malloc (100));
+    //  Through a volatile pointer: an optimising compiler drops a plain
+    //  free (malloc (n)), and the thread would then take no arena
+    void *volatile block = malloc (100);
+    free (block);
     pthread_mutex_lock (&gate->lock);
     gate->arrived++;
     pthread_cond_broadcast (&gate->changed);

@@ -9,6 +9,10 @@
     non-blocking sends, receives, control messages, events and flushes.
     It also plays an honest writer and reader, so that the states behind
     them (full rings, streaming both ways, sleeps and wake-ups) are reached.
+    Holds both ways: the peer writes PAD records (filler, which we skip),
+    keeps records of our ring in its hold table (honestly, or a table that
+    lies), and we hold frames of its ring (shmipc_channel_hold), released
+    in any order, some only after both channels are gone.
 
     Owns nothing. Each input starts from a fresh pair of channels over a
     socketpair, in one process; the peer channel only does the handshake,
@@ -27,7 +31,11 @@
       (a pattern that depends on the offset in the frame), and a receive
       never says EAGAIN or ECONNRESET while one is published in full;
     - the records we write are well-formed, never past the read index the
-      peer published, and reassemble into the messages we sent;
+      peer published, and reassemble into the messages we sent; PAD
+      records only once the peer's table listed something, and the
+      payload of every record the peer holds stays as we wrote it;
+    - PAD records the peer writes are invisible in what we deliver; a
+      frame we hold stays readable until released, after destroy too;
     - control messages arrive whole and in order both ways, ACKs count
       only what we read, the window holds;
     - at most one WAKE per sleep the peer announced, and one for every
@@ -80,6 +88,7 @@ static bool s_trace;                    //  FUZZ_CHANNEL_TRACE=1: print each ste
 #define S_FRAMES        4               //  Frames per sendv
 #define S_VECTORED      8               //  Messages per recv_vectored
 #define S_DRAIN         512             //  Socket records per drain
+#define S_OURS          80              //  Our holds kept (more than fit)
 
 //  The shape of a message (or, with frames 1, of a control message).
 typedef struct {
@@ -103,6 +112,14 @@ typedef struct {
     uint64_t bytes;
     uint64_t offset;
 } s_track_t;
+
+//  A record of our ring the peer holds (lists in its hold table).
+typedef struct {
+    uint64_t at;                        //  Its header's index
+    uint32_t size;                      //  Payload bytes
+    uint64_t offset;                    //  Their offset in our frame
+    unsigned slot;                      //  Its slot in the peer's table
+} s_peer_hold_t;
 
 typedef struct {
     shmipc_channel_t *us;               //  The channel under test
@@ -140,6 +157,16 @@ typedef struct {
     s_track_t rtrack;                   //  Message being read
     s_queue_t sent;                     //  Messages we sent, not yet read
     bool honest;                        //  No lie yet: our ring checked
+    s_peer_hold_t hold [SHMIPC_HOLDS_MAX];  //  Records of ours it holds
+    size_t nholds;                      //  How many (in its table)
+    uint64_t held_bytes;                //  Their ring bytes
+    bool table_used;                    //  Its table listed something once:
+                                        //  our PAD records may come
+    bool lied;                          //  Its table lied once
+    bool last_set;                      //  A record read in this READ:
+    uint64_t last_at;                   //  its header index,
+    uint32_t last_size;                 //  size
+    uint64_t last_offset;               //  and offset in its frame
 
     //  Sleep flags and WAKEs
     uint32_t grants;                    //  Times a flag became a new odd value
@@ -160,6 +187,10 @@ typedef struct {
     size_t stream_nframes;              //  Message we stream, to repeat it:
     size_t stream_size [S_FRAMES];      //  its frames' sizes
     bool held;                          //  recv_view gave a message, not done
+    shmipc_hold_t *ours [S_OURS];       //  Frames we hold (oldest first),
+    const uint8_t *ours_data [S_OURS];  //  where they lie
+    size_t ours_size [S_OURS];          //  and their sizes
+    size_t nours;
     s_shape_t held_shape;               //  The last message handed over
     uint64_t msgs_sent;                 //  Sends that succeeded
     uint64_t msgs_received;             //  Messages handed over and done with
@@ -279,11 +310,20 @@ s_track (s_track_t *track, uint32_t size, uint32_t flags, s_shape_t *shape)
     return true;
 }
 
+//  Flags of a record that carries a frame (or part of one).
 static bool
 s_flags_valid (uint32_t flags)
 {
     return (flags & ~(uint32_t) (SHMIPC_RECORD_MORE | SHMIPC_RECORD_CHUNK)) == 0
         && flags != (SHMIPC_RECORD_MORE | SHMIPC_RECORD_CHUNK);
+}
+
+//  A PAD record is filler, skipped by the reader: PAD alone (with any
+//  other bit it is a lie, refused).
+static bool
+s_flags_pad (uint32_t flags)
+{
+    return flags == SHMIPC_RECORD_PAD;
 }
 
 //  --------------------------------------------------------------------------
@@ -327,7 +367,8 @@ s_peer_ready (s_fuzz_t *self)
 //  maxmsgsize (n * 128, 0: none); byte 2: bit 0 (lazy only) a handshake
 //  deadline already past, bit 1 (lazy only) no peer ring over 64 bytes
 //  accepted, bit 2 the smallest socket send buffers (a few records fill
-//  them: WAKEs dropped, ACKs left pending).
+//  them: WAKEs dropped, ACKs left pending), bit 3 a peer ring of 4096
+//  bytes (the smallest whose frames we may hold).
 static void
 s_fuzz_new (s_fuzz_t *self, uint8_t config, uint8_t options, uint8_t lazy)
 {
@@ -345,6 +386,8 @@ s_fuzz_new (s_fuzz_t *self, uint8_t config, uint8_t options, uint8_t lazy)
     int role = config & 1 ? SHMIPC_SERVER : SHMIPC_CLIENT;
     size_t capacity = (size_t) SHMIPC_RING_MIN << ((config >> 1 & 7) % 5);
     size_t peer_capacity = (size_t) SHMIPC_RING_MIN << ((config >> 4 & 7) % 5);
+    if (lazy & 8)
+        peer_capacity = 4096;
     self->us = shmipc_channel_new (pair [0], "us", capacity, role);
     S_CHECK (self->us);
     self->peer = shmipc_channel_new (pair [1], "peer", peer_capacity,
@@ -375,12 +418,35 @@ s_fuzz_new (s_fuzz_t *self, uint8_t config, uint8_t options, uint8_t lazy)
     S_CHECK (us_ready && self->peer_set);
 }
 
+//  Let go of our oldest hold, reading its bytes first: still mapped.
+static void
+s_release_ours (s_fuzz_t *self)
+{
+    if (self->nours == 0)
+        return;
+    volatile uint8_t sum = 0;
+    for (size_t index = 0; index < self->ours_size [0]; index++)
+        sum ^= self->ours_data [0][index];
+    (void) sum;
+    shmipc_hold_release (self->ours [0]);
+    self->nours--;
+    memmove (self->ours, self->ours + 1, self->nours * sizeof self->ours [0]);
+    memmove (self->ours_data, self->ours_data + 1, self->nours * sizeof self->ours_data [0]);
+    memmove (self->ours_size, self->ours_size + 1, self->nours * sizeof self->ours_size [0]);
+}
+
 static void
 s_fuzz_destroy (s_fuzz_t *self)
 {
+    //  Half our holds go before the channels, the rest after
+    size_t before = self->nours / 2;
+    while (self->nours > before)
+        s_release_ours (self);
     shmipc_channel_destroy (&self->us);
     shmipc_channel_destroy (&self->peer);
     shmipc_msg_destroy (&self->msg);
+    while (self->nours)
+        s_release_ours (self);
 }
 
 //  --------------------------------------------------------------------------
@@ -484,6 +550,7 @@ s_put_record (s_fuzz_t *self, uint32_t size, uint32_t flags)
     s_pattern_put (self->ring + start, self->wtrack.offset, (size_t) first);
     s_pattern_put (self->ring, self->wtrack.offset + first, (size_t) (body - first));
     self->w += need;
+    //  A PAD is skipped: the message being written goes on after it
     s_shape_t shape;
     if (s_flags_valid (flags) && need <= self->cap
     &&  s_track (&self->wtrack, size, flags, &shape))
@@ -501,18 +568,26 @@ s_publish_head (s_fuzz_t *self, uint64_t head)
 
 //  As an honest writer: write the message in progress as far as our read
 //  index allows, whole if it fits the ring, else in chunks of at most what
-//  is free (waiting for a quarter of the ring, as our writer does).
+//  is free (waiting for a quarter of the ring, as our writer does). With
+//  pad, a PAD record of pad - 1 payload bytes first (as a writer stepping
+//  over what we hold would), if it fits too.
 static void
-s_put_message (s_fuzz_t *self, bool wake)
+s_put_message (s_fuzz_t *self, bool wake, size_t pad)
 {
     uint64_t need = 0;
     for (size_t index = 0; index < self->out_nframes; index++)
         need += shmipc_ring_record_size (self->out_size [index]);
     uint64_t released = S_LOAD64 (&self->our_ctl->tail);
     int64_t space = (int64_t) (released + self->cap - self->w);
+    uint64_t filler = pad ? shmipc_ring_record_size (pad - 1) : 0;
     if (need <= self->cap && self->out_frame == 0 && self->out_offset == 0) {
-        if (space < (int64_t) need)
-            return;
+        if (space < (int64_t) (need + filler)) {
+            if (space < (int64_t) need)
+                return;
+            filler = 0;
+        }
+        if (filler)
+            s_put_record (self, (uint32_t) (pad - 1), SHMIPC_RECORD_PAD);
         for (size_t index = 0; index < self->out_nframes; index++)
             s_put_record (self, (uint32_t) self->out_size [index],
                           index + 1 < self->out_nframes ? SHMIPC_RECORD_MORE : 0);
@@ -526,6 +601,11 @@ s_put_message (s_fuzz_t *self, bool wake)
             want = self->cap / 4;
         if (space < (int64_t) want)
             break;
+        if (filler && space >= (int64_t) (want + filler)) {
+            s_put_record (self, (uint32_t) (pad - 1), SHMIPC_RECORD_PAD);
+            space -= (int64_t) filler;
+        }
+        filler = 0;
         size_t room = (size_t) space - SHMIPC_RECORD_HEADER;
         size_t chunk = remaining < room ? remaining : room;
         uint32_t flags = chunk < remaining ? SHMIPC_RECORD_CHUNK
@@ -569,8 +649,9 @@ s_read_ours (s_fuzz_t *self, size_t limit)
         uint32_t size = (uint32_t) header;
         uint32_t flags = (uint32_t) (header >> 32);
         uint64_t need = shmipc_ring_record_size (size);
+        bool pad = s_flags_pad (flags);
         bool sane = available >= SHMIPC_RECORD_HEADER && available <= self->our_cap
-                 && s_flags_valid (flags) && need <= available;
+                 && (s_flags_valid (flags) || pad) && need <= available;
         if (!self->honest) {
             if (!sane) {
                 self->r = head;
@@ -580,6 +661,16 @@ s_read_ours (s_fuzz_t *self, size_t limit)
             continue;
         }
         S_CHECK (sane);
+        if (pad) {
+            //  Filler over records the peer holds: only once it held some
+            S_CHECK (self->table_used);
+            self->r += need;
+            continue;
+        }
+        self->last_set = size > 0;
+        self->last_at = self->r;
+        self->last_size = size;
+        self->last_offset = self->rtrack.offset;
         uint64_t start = (self->r + SHMIPC_RECORD_HEADER) & mask;
         uint64_t first = self->our_cap - start < size ? self->our_cap - start : size;
         S_CHECK (s_pattern_is (self->our_ring + start, self->rtrack.offset, (size_t) first));
@@ -589,6 +680,86 @@ s_read_ours (s_fuzz_t *self, size_t limit)
         s_shape_t shape, sent;
         if (s_track (&self->rtrack, size, flags, &shape) && s_pop (&self->sent, &sent))
             S_CHECK (shape.frames == sent.frames && shape.bytes == sent.bytes);
+    }
+}
+
+//  The peer's hold table, in its control block: our writer reads it.
+#define S_TABLE(self)   (&(self)->ctl->holds)
+
+//  As an honest reader: hold the record last read (not yet released),
+//  within 64 slots and half our ring (headers included: the writer keeps
+//  room for a record whatever we hold).
+static void
+s_hold_last (s_fuzz_t *self)
+{
+    shmipc_holds_table_t *table = S_TABLE (self);
+    uint64_t used = S_LOAD64 (&table->mask);
+    uint64_t bytes = shmipc_ring_record_size (self->last_size);
+    if (!self->last_set || !self->honest || ~used == 0 || self->nholds == SHMIPC_HOLDS_MAX
+    ||  self->held_bytes + bytes > self->our_cap / 2)
+        return;
+    unsigned slot = (unsigned) __builtin_ctzll (~used);
+    S_STORE64 (&table->slots [slot],
+               SHMIPC_HOLD_SLOT (self->last_at & (self->our_cap - 1), bytes));
+    S_STORE64 (&table->mask, used | (uint64_t) 1 << slot);
+    self->hold [self->nholds++] = (s_peer_hold_t) {
+        .at = self->last_at, .size = self->last_size, .offset = self->last_offset,
+        .slot = slot };
+    self->held_bytes += bytes;
+    self->table_used = true;
+    self->last_set = false;
+}
+
+//  Let the oldest hold go: our writer may reuse its bytes.
+static void
+s_unhold (s_fuzz_t *self)
+{
+    if (self->nholds == 0)
+        return;
+    shmipc_holds_table_t *table = S_TABLE (self);
+    S_STORE64 (&table->mask, S_LOAD64 (&table->mask) & ~((uint64_t) 1 << self->hold [0].slot));
+    self->held_bytes -= shmipc_ring_record_size (self->hold [0].size);
+    self->nholds--;
+    memmove (self->hold, self->hold + 1, self->nholds * sizeof self->hold [0]);
+}
+
+//  A table that lies: any slots in use, garbage or records anywhere.
+//  What we held honestly is forgotten (the table no longer says so).
+static void
+s_lie_holds (s_fuzz_t *self, uint64_t seed, uint64_t used)
+{
+    shmipc_holds_table_t *table = S_TABLE (self);
+    uint64_t state = seed | 1;
+    for (unsigned slot = 0; slot < SHMIPC_HOLDS_MAX; slot++) {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        uint64_t value = state;
+        if (value & 3)
+            value = SHMIPC_HOLD_SLOT ((value >> 8) & (self->our_cap - 1) & ~(uint64_t) 7,
+                                      8 * (2 + (value >> 24) % 64));
+        S_STORE64 (&table->slots [slot], value);
+    }
+    S_STORE64 (&table->mask, used);
+    self->nholds = 0;
+    self->held_bytes = 0;
+    self->table_used |= used != 0;
+    self->lied |= used != 0;
+}
+
+//  Every record the peer holds still has the payload we wrote.
+static void
+s_check_holds (s_fuzz_t *self)
+{
+    uint64_t mask = self->our_cap - 1;
+    for (size_t index = 0; index < self->nholds; index++) {
+        uint64_t start = (self->hold [index].at + SHMIPC_RECORD_HEADER) & mask;
+        uint64_t size = self->hold [index].size;
+        uint64_t first = self->our_cap - start < size ? self->our_cap - start : size;
+        S_CHECK (s_pattern_is (self->our_ring + start, self->hold [index].offset,
+                               (size_t) first));
+        S_CHECK (s_pattern_is (self->our_ring, self->hold [index].offset + first,
+                               (size_t) (size - first)));
     }
 }
 
@@ -736,7 +907,7 @@ s_frames (s_input_t *in, size_t *size, bool zero)
 
 enum {
     //  The peer writes its ring
-    S_OP_RECORD,                //  how size [flags32]: one record at w
+    S_OP_RECORD,                //  how size [flags32] [size32]: one record at w
     S_OP_PUBLISH,               //  how: head = w (and wake us, honestly)
     S_OP_HEAD,                  //  how [value]: a head that lies
     S_OP_MESSAGE,               //  frames sizes...: an honest message, as room allows
@@ -746,7 +917,8 @@ enum {
     //  The peer reads our ring
     S_OP_READ,                  //  how: read records, release, wake
     S_OP_TAIL,                  //  how [value]: a read index that lies
-    S_OP_FLAG,                  //  how [value]: its rx_sleep or tx_sleep
+    S_OP_FLAG,                  //  how [value]: its rx_sleep or tx_sleep, or
+                                //  (how bit 7) seed mask: its hold table lies
     //  The peer's socket
     S_OP_DRAIN,                 //  read what we sent
     S_OP_WAKE,                  //  a WAKE record
@@ -763,7 +935,8 @@ enum {
     S_OP_RESEND,                //  the message streaming, again
     S_OP_RECV,
     S_OP_RECV_INTO,
-    S_OP_RECV_VIEW,             //  how: recv_done at once
+    S_OP_RECV_VIEW,             //  how: bit 0 recv_done at once, bit 1 hold
+                                //  frame bits 2-5, bit 6 let our oldest go
     S_OP_RECV_DONE,
     S_OP_RECV_VECTORED,         //  max
     S_OP_SEND_CTRL,             //  how size
@@ -816,9 +989,13 @@ s_step_peer (s_fuzz_t *self, int op, s_input_t *in)
         return false;
     switch (op) {
         case S_OP_RECORD: {
+            //  how: bits 0-1 flags, bit 5 PAD, bit 6 the size from the
+            //  input, bit 7 the flags from the input
             uint8_t how = s_u8 (in);
             uint32_t size = (uint32_t) s_frame_size (in);
             uint32_t flags = how & 3;
+            if (how & 0x20)
+                flags |= SHMIPC_RECORD_PAD;     //  Filler (alone) or a lie
             if (how & 0x80)
                 flags = s_u32 (in);
             if (how & 0x40)
@@ -853,12 +1030,14 @@ s_step_peer (s_fuzz_t *self, int op, s_input_t *in)
                 self->out_frame = 0;
                 self->out_offset = 0;
             }
-            s_put_message (self, true);
+            s_put_message (self, true, 0);
             break;
         case S_OP_MESSAGE_MORE: {
+            //  how: bit 0 no wake, bit 1 a PAD record first (of bits 2-7
+            //  payload bytes)
             uint8_t how = s_u8 (in);
             if (self->out_active)
-                s_put_message (self, !(how & 1));
+                s_put_message (self, !(how & 1), how & 2 ? 1 + (how >> 2) : 0);
             break;
         }
         case S_OP_SCRIBBLE: {
@@ -884,8 +1063,16 @@ s_step_peer (s_fuzz_t *self, int op, s_input_t *in)
             break;
         }
         case S_OP_READ: {
+            //  how: bits 0-3 records (0: all), bit 4 no release, bit 5 no
+            //  wake, bit 6 hold the last record read, bit 7 let the oldest
+            //  hold go first
             uint8_t how = s_u8 (in);
+            if (how & 0x80)
+                s_unhold (self);
+            self->last_set = false;
             s_read_ours (self, how & 15 ? how & 15 : SIZE_MAX);
+            if (how & 0x40)
+                s_hold_last (self);
             if (!(how & 0x10)) {
                 s_publish_tail (self, self->r);
                 if (!(how & 0x20))
@@ -908,6 +1095,12 @@ s_step_peer (s_fuzz_t *self, int op, s_input_t *in)
         }
         case S_OP_FLAG: {
             uint8_t how = s_u8 (in);
+            if (how & 0x80) {
+                //  Not a flag: a hold table that lies
+                uint64_t seed = s_u64 (in);
+                s_lie_holds (self, seed, s_u64 (in));
+                break;
+            }
             uint32_t *flag = how & 1 ? &self->ctl->rx_sleep : &self->ctl->tx_sleep;
             uint32_t before = S_LOAD32 (flag);
             uint32_t epoch = how & 2 ? s_u32 (in) : before + 1;
@@ -1096,6 +1289,23 @@ s_step_us (s_fuzz_t *self, int op, s_input_t *in)
                 s_delivered (self, nframes, data, sizes, true);
                 free (data);
                 free (sizes);
+                if (how & 0x40)
+                    s_release_ours (self);
+                if ((how & 2) && self->nours < S_OURS) {
+                    //  Keep a frame (or ask for one past the last)
+                    size_t index = (size_t) (how >> 2 & 15) % (nframes + 1);
+                    errno = 0;
+                    shmipc_hold_t *hold = shmipc_channel_hold (us, index);
+                    if (hold) {
+                        S_CHECK (index < nframes && frames [index].size > 0);
+                        self->ours [self->nours] = hold;
+                        self->ours_data [self->nours] = (const uint8_t *) frames [index].data;
+                        self->ours_size [self->nours++] = frames [index].size;
+                    }
+                    else
+                        S_CHECK (index < nframes ? errno == ENOBUFS || errno == EAGAIN
+                                                 : errno == EINVAL);
+                }
                 if (how & 1) {
                     shmipc_channel_recv_done (us);
                     self->held = false;
@@ -1204,6 +1414,12 @@ s_check (s_fuzz_t *self, bool peer_set, uint64_t head_before, uint64_t tail_befo
     S_CHECK (!ready || shmipc_channel_peer_name (us));
     if (!peer_set || self->decoy)
         return;
+    //  What the peer holds, our writer stepped over; and it cut the peer
+    //  off for leaving no room only if the table lied
+    s_check_holds (self);
+    if (error == EPROTO)
+        S_CHECK (self->lied
+              || strcmp (shmipc_channel_reason (us), "peer hold table leaves no room"));
     //  Whoever publishes or releases while the other side says it sleeps
     //  wakes it (the WAKE itself may be dropped on a full socket)
     uint32_t rx_sleep = S_LOAD32 (&self->ctl->rx_sleep);

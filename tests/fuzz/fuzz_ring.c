@@ -30,6 +30,21 @@ int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 
 #define S_INDICES 8
 
+//  Assert that ring indices [from, to) hold PAD records only (filler the
+//  reader skipped, consuming it), each whole.
+static void
+s_assert_pads (const uint8_t *ring, size_t ring_size, uint64_t from, uint64_t to)
+{
+    while (from != to) {
+        uint64_t header;
+        memcpy (&header, ring + (from & (ring_size - 1)), sizeof header);
+        S_CHECK ((uint32_t) (header >> 32) == SHMIPC_RECORD_PAD);
+        uint64_t need = shmipc_ring_record_size ((uint32_t) header);
+        S_CHECK (need <= to - from);
+        from += need;
+    }
+}
+
 int
 LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 {
@@ -73,12 +88,18 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
             S_CHECK (!record.part [1] || record.part [1] == ring);
             shmipc_ring_copy (&record, copy);
             shmipc_ring_consume (reader);
-            delivered += shmipc_ring_record_size (record.size);
+            //  Any PAD records before it were consumed on the way
+            S_CHECK (record.at - delivered < ring_size);
+            s_assert_pads (ring, ring_size, delivered, record.at);
+            delivered = record.at + shmipc_ring_record_size (record.size);
             //  Never more than the ring holds between two releases
             S_CHECK (++records <= (int) (ring_size / SHMIPC_RECORD_HEADER));
         }
         shmipc_ring_release (reader);
-        S_CHECK (*tail == delivered);
+        //  Released: every record delivered, and any PAD records after them
+        S_CHECK (*tail - delivered <= ring_size);
+        s_assert_pads (ring, ring_size, delivered, *tail);
+        delivered = *tail;
     }
 done:
     shmipc_ring_destroy (&reader);
