@@ -201,12 +201,22 @@ SHMIPC_EXPORT int
 //  peer only its place in the pool travels, never its bytes (to a tcp://
 //  or ipc:// peer of the same socket, libzmq sends the bytes as usual).
 //  Its block goes back to the pool once ZeroMQ and every shm:// peer are
-//  done with it. Under 4 KiB, or when the pool (four times the socket's
-//  ring capacity, at least 4 MiB; made at the first loan) has no room
-//  left, it is an ordinary frame: a copy later, never a failure. Returns
-//  NULL only where zframe_new would.
+//  done with it. Under 4 KiB, before the socket's first shm:// bind or
+//  connect, or when the pool (four times the socket's ring capacity, at
+//  least 4 MiB, or shmipc_set_loan_pool; made at the first loan) has no
+//  room left, it is an ordinary frame: a copy later, never a failure.
+//  Returns NULL only where zframe_new would.
 SHMIPC_EXPORT zframe_t *
     shmipc_frame_new (void *self, size_t size);
+
+//  Set the size of the socket's loan pool, in bytes (rounded up to 4 KiB,
+//  at most 1 GiB), before its first loan. The default, four rings, runs
+//  dry when the application queues more large frames than that (up to
+//  ZMQ_SNDHWM of them): then frames are ordinary copies. The pool is
+//  shared memory allocated whole when it is made. Returns 0 or -1 with
+//  errno: EINVAL (size), EBUSY (the pool exists).
+SHMIPC_EXPORT int
+    shmipc_set_loan_pool (void *self, size_t size);
 
 //  The same for a raw zmq_msg_t (zmq_msg_init_size's contract): msg gets
 //  a block of the socket's loan pool, or ordinary memory. Returns 0 or -1

@@ -34,7 +34,13 @@ s_pool (shmipc__entry_t *entry)
 {
     if (entry->loans)
         return entry->loans;
-    size_t size = S_POOL_BYTES (entry->capacity);
+    //  Not before the first shm:// bind or connect: a socket that never
+    //  has one would hold a pool for nothing
+    if (!entry->bound) {
+        errno = ENOTCONN;
+        return NULL;
+    }
+    size_t size = entry->loan_pool ? entry->loan_pool : S_POOL_BYTES (entry->capacity);
     if (size > SHMIPC_LOANS_MAX)
         size = SHMIPC_LOANS_MAX;
     shmipc_loans_t *loans = shmipc_loans_new ("loans", size);
@@ -112,6 +118,25 @@ s_frame_from (shmipc__entry_t *entry, zmq_msg_t *msg)
     if (zmq_msg_send (msg, entry->loop [0], ZMQ_DONTWAIT) == -1)
         return NULL;
     return zframe_recv (entry->loop [1]);
+}
+
+int
+shmipc_set_loan_pool (void *self, size_t size)
+{
+    assert (self);
+    if (size < SHMIPC_LOANS_UNIT || size > SHMIPC_LOANS_MAX) {
+        errno = EINVAL;
+        return -1;
+    }
+    shmipc__entry_t *entry = shmipc__registry_require (zsock_resolve (self), false);
+    if (!entry)
+        return -1;
+    if (entry->loans) {
+        errno = EBUSY;          //  The pool exists: its size is set
+        return -1;
+    }
+    entry->loan_pool = size;
+    return 0;
 }
 
 zframe_t *

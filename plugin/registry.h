@@ -31,6 +31,7 @@ typedef struct _shmipc__entry_t {
                                     //  channel's default)
     shmipc_loans_t *loans;          //  Its loan pool, made at the first
                                     //  loan (loan.c); held
+    size_t loan_pool;               //  Its size if set (0: the default)
     void *loop [2];                 //  Inproc pair that turns a loaned
                                     //  zmq_msg_t into a zframe_t (raw
                                     //  libzmq sockets), or NULL

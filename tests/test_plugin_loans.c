@@ -553,6 +553,49 @@ test_frame_new_on_a_socket_without_shm_endpoints_gives_a_usable_frame (void **st
 }
 
 static void
+test_frames_before_the_first_shm_endpoint_are_ordinary (void **state)
+{
+    tu_baseline_t baseline = pt_baseline ();
+    zsock_t *sock = pt_sock (ZMQ_PUSH);
+    zframe_t *frame = shmipc_frame_new (sock, 64 * S_KIB);
+    assert_non_null (frame);
+    assert_false (s_loaned (frame));
+    zframe_destroy (&frame);
+    //  No pool was made for it
+    assert_int_equal (pt_segment_count (), 0);
+    shmipc_sock_destroy (&sock);
+    pt_assert_baseline (baseline);
+}
+
+static void
+test_set_loan_pool_sizes_the_pool_before_the_first_loan (void **state)
+{
+    tu_baseline_t baseline = pt_baseline ();
+    s_pair_t pair = s_pair_new (false);
+    assert_int_equal (shmipc_set_loan_pool (pair.push, 0), -1);
+    assert_int_equal (errno, EINVAL);
+    //  Room for exactly four 64 KiB blocks
+    assert_int_equal (shmipc_set_loan_pool (pair.push, 256 * S_KIB), 0);
+    zframe_t *frames [5];
+    for (int index = 0; index < 5; index++)
+        frames [index] = s_loan (pair.push, 64 * S_KIB, (uint64_t) index);
+    for (int index = 0; index < 4; index++)
+        assert_true (s_loaned (frames [index]));
+    assert_false (s_loaned (frames [4]));
+    //  The pool exists now: its size is set
+    assert_int_equal (shmipc_set_loan_pool (pair.push, 1 << 20), -1);
+    assert_int_equal (errno, EBUSY);
+    for (int index = 0; index < 5; index++)
+        zframe_send (&frames [index], pair.push, 0);
+    for (int index = 0; index < 5; index++) {
+        zframe_t *frame = s_expect (pair.pull, 64 * S_KIB, (uint64_t) index);
+        zframe_destroy (&frame);
+    }
+    s_pair_destroy (&pair);
+    pt_assert_baseline (baseline);
+}
+
+static void
 test_the_pool_is_four_rings_and_at_least_4_mib (void **state)
 {
     tu_baseline_t baseline = pt_baseline ();
@@ -756,6 +799,8 @@ main (void)
     pt_warm_up ();
     const struct CMUnitTest tests [] = {
         cmocka_unit_test (test_frame_new_gives_frames_in_the_senders_pool_that_arrive_intact),
+        cmocka_unit_test (test_frames_before_the_first_shm_endpoint_are_ordinary),
+        cmocka_unit_test (test_set_loan_pool_sizes_the_pool_before_the_first_loan),
         cmocka_unit_test (test_zerocopy_receiver_gets_loaned_frames_in_its_read_only_map_of_the_pool),
         cmocka_unit_test (test_an_exhausted_pool_gives_ordinary_frames_and_everything_arrives),
         cmocka_unit_test (test_frames_under_4_kib_are_ordinary_and_from_4_kib_loaned),
