@@ -174,10 +174,12 @@ shmipc_loans_ref (shmipc_loans_t *self, const void *data)
     return rc;
 }
 
-void
-shmipc_loans_unref (shmipc_loans_t *self, const void *data)
+//  Drop a reference to the block at data; at zero the block is free again,
+//  or (retire) kept out of use for the pool's life. The last block of a
+//  pool without holders frees the pool.
+static void
+s_drop (shmipc_loans_t *self, const void *data, bool retire)
 {
-    assert (self);
     size_t unit = s_unit_of (self, data);
     //  Only our own references come here: anything else is a bug of ours
     assert (unit != SIZE_MAX);
@@ -185,8 +187,12 @@ shmipc_loans_unref (shmipc_loans_t *self, const void *data)
     assert (self->length [unit] && self->refs [unit]);
     bool last = false;
     if (--self->refs [unit] == 0) {
-        self->used -= self->length [unit];
-        self->length [unit] = 0;
+        if (retire)
+            self->retired += self->length [unit];  //  Stays taken
+        else {
+            self->used -= self->length [unit];
+            self->length [unit] = 0;
+        }
         last = self->holders == 0 && self->used == self->retired;
     }
     pthread_mutex_unlock (&self->lock);
@@ -195,22 +201,17 @@ shmipc_loans_unref (shmipc_loans_t *self, const void *data)
 }
 
 void
+shmipc_loans_unref (shmipc_loans_t *self, const void *data)
+{
+    assert (self);
+    s_drop (self, data, false);
+}
+
+void
 shmipc_loans_retire (shmipc_loans_t *self, const void *data)
 {
     assert (self);
-    size_t unit = s_unit_of (self, data);
-    assert (unit != SIZE_MAX);
-    pthread_mutex_lock (&self->lock);
-    assert (self->length [unit] && self->refs [unit]);
-    bool last = false;
-    if (--self->refs [unit] == 0) {
-        //  Still taken (length stays), never handed out again
-        self->retired += self->length [unit];
-        last = self->holders == 0 && self->used == self->retired;
-    }
-    pthread_mutex_unlock (&self->lock);
-    if (last)
-        s_free (self);
+    s_drop (self, data, true);
 }
 
 int64_t
