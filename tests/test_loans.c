@@ -14,8 +14,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <inttypes.h>
-#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,60 +38,12 @@ s_now_ms (void)
     return (int64_t) now.tv_sec * 1000 + now.tv_nsec / 1000000;
 }
 
-//  Find the mapping of /proc/self/maps that holds address: write its
-//  permissions ("r--s") and its name (may be empty). Returns true if found.
-static bool
-s_mapping_of (const void *address, char *perms, size_t perms_size,
-              char *name, size_t name_size)
-{
-    FILE *maps = fopen ("/proc/self/maps", "r");
-    assert_non_null (maps);
-    uintptr_t target = (uintptr_t) address;
-    char line [4096];
-    bool found = false;
-    while (!found && fgets (line, sizeof line, maps)) {
-        uintptr_t start, end;
-        char mode [8];
-        int name_at = 0;
-        if (sscanf (line, "%" SCNxPTR "-%" SCNxPTR " %7s %*s %*s %*s %n",
-                    &start, &end, mode, &name_at) < 3)
-            continue;
-        if (target < start || target >= end)
-            continue;
-        found = true;
-        snprintf (perms, perms_size, "%s", mode);
-        char *text = name_at > 0 ? line + name_at : line + strlen (line);
-        text [strcspn (text, "\n")] = 0;
-        snprintf (name, name_size, "%s", text);
-    }
-    fclose (maps);
-    return found;
-}
-
 //  True if [data, data + size) lies in mappings of a loan pool with these
 //  permissions ("r--s": a reader's; "rw-s": the owner's).
 static bool
-s_in_pool (const void *data, size_t size, const char *perms_wanted)
+s_in_pool (const void *data, size_t size, const char *perms)
 {
-    char perms [8], name [PATH_MAX];
-    if (!s_mapping_of (data, perms, sizeof perms, name, sizeof name)
-    ||  !strstr (name, S_POOL_NAME) || strcmp (perms, perms_wanted))
-        return false;
-    if (size > 1
-    &&  (!s_mapping_of ((const uint8_t *) data + size - 1, perms, sizeof perms,
-                        name, sizeof name)
-    ||   !strstr (name, S_POOL_NAME) || strcmp (perms, perms_wanted)))
-        return false;
-    return true;
-}
-
-//  True if data lies in any mapping of any shmipc segment.
-static bool
-s_in_segment (const void *data)
-{
-    char perms [8], name [PATH_MAX];
-    return s_mapping_of (data, perms, sizeof perms, name, sizeof name)
-        && strstr (name, "/memfd:shmipc:") != NULL;
+    return tu_in_mapping (data, size, S_POOL_NAME, perms);
 }
 
 //  Mappings of loan pools in this process.
@@ -101,6 +51,16 @@ static int
 s_pool_maps (void)
 {
     return tu_maps_with (S_POOL_NAME);
+}
+
+//  A new pool of units units, named as the plugin names its own (so that
+//  S_POOL_NAME finds it).
+static shmipc_loans_t *
+s_pool_new (size_t units)
+{
+    shmipc_loans_t *pool = shmipc_loans_new ("loans", units * S_UNIT);
+    assert_non_null (pool);
+    return pool;
 }
 
 //  True if the whole pool (units units) can be taken now; gives it back.
@@ -174,8 +134,7 @@ test_pool_segment_is_a_sealed_memfd_a_peer_can_map_read_only (void **state)
 {
     tu_baseline_t baseline = tu_baseline ();
     int maps_before = s_pool_maps ();
-    shmipc_loans_t *pool = shmipc_loans_new ("loans", 8 * S_UNIT);
-    assert_non_null (pool);
+    shmipc_loans_t *pool = s_pool_new (8);
     assert_true (s_pool_maps () > maps_before);
     shmipc_segment_t *segment = shmipc_loans_segment (pool);
     assert_non_null (segment);
@@ -215,8 +174,7 @@ test_pool_segment_is_a_sealed_memfd_a_peer_can_map_read_only (void **state)
 static void
 test_pool_take_and_unref_reuse_blocks_first_fit (void **state)
 {
-    shmipc_loans_t *pool = shmipc_loans_new ("loans", 16 * S_UNIT);
-    assert_non_null (pool);
+    shmipc_loans_t *pool = s_pool_new (16);
     uint8_t *first = (uint8_t *) shmipc_loans_take (pool, 1);
     uint8_t *second = (uint8_t *) shmipc_loans_take (pool, S_UNIT);
     uint8_t *third = (uint8_t *) shmipc_loans_take (pool, S_UNIT + 1);
@@ -254,8 +212,7 @@ test_pool_take_and_unref_reuse_blocks_first_fit (void **state)
 static void
 test_pool_exhaustion_gives_null_with_enobufs_and_recovers_after_unref (void **state)
 {
-    shmipc_loans_t *pool = shmipc_loans_new ("loans", 16 * S_UNIT);
-    assert_non_null (pool);
+    shmipc_loans_t *pool = s_pool_new (16);
     void *blocks [16];
     for (int index = 0; index < 16; index++) {
         blocks [index] = shmipc_loans_take (pool, S_UNIT);
@@ -297,8 +254,7 @@ test_pool_exhaustion_gives_null_with_enobufs_and_recovers_after_unref (void **st
 static void
 test_pool_ref_keeps_a_block_until_every_reference_is_dropped (void **state)
 {
-    shmipc_loans_t *pool = shmipc_loans_new ("loans", 4 * S_UNIT);
-    assert_non_null (pool);
+    shmipc_loans_t *pool = s_pool_new (4);
     uint8_t *block = (uint8_t *) shmipc_loans_take (pool, 4 * S_UNIT);
     assert_non_null (block);
     assert_int_equal (shmipc_loans_ref (pool, block), 0);
@@ -333,8 +289,7 @@ test_pool_ref_keeps_a_block_until_every_reference_is_dropped (void **state)
 static void
 test_pool_offset_answers_only_for_taken_blocks_and_sizes_within_them (void **state)
 {
-    shmipc_loans_t *pool = shmipc_loans_new ("loans", 8 * S_UNIT);
-    assert_non_null (pool);
+    shmipc_loans_t *pool = s_pool_new (8);
     uint8_t *first = (uint8_t *) shmipc_loans_take (pool, S_UNIT);
     uint8_t *second = (uint8_t *) shmipc_loans_take (pool, 3 * S_UNIT - 10);
     assert_non_null (first);
@@ -380,8 +335,7 @@ test_pool_released_with_blocks_out_lives_until_the_last_unref (void **state)
 {
     tu_baseline_t baseline = tu_baseline ();
     int maps_before = s_pool_maps ();
-    shmipc_loans_t *pool = shmipc_loans_new ("loans", 8 * S_UNIT);
-    assert_non_null (pool);
+    shmipc_loans_t *pool = s_pool_new (8);
     int maps_with_pool = s_pool_maps ();
     assert_true (maps_with_pool > maps_before);
     uint8_t *first = (uint8_t *) s_take_filled (pool, S_UNIT, 1);
@@ -413,8 +367,7 @@ test_pool_lives_until_every_holder_has_released_it (void **state)
 {
     tu_baseline_t baseline = tu_baseline ();
     int maps_before = s_pool_maps ();
-    shmipc_loans_t *pool = shmipc_loans_new ("loans", 4 * S_UNIT);
-    assert_non_null (pool);
+    shmipc_loans_t *pool = s_pool_new (4);
     int maps_with_pool = s_pool_maps ();
     shmipc_loans_t *other = shmipc_loans_share (pool);
     assert_ptr_equal (other, pool);
@@ -449,8 +402,7 @@ s_lend_new (size_t capacity)
 {
     s_lend_t lend;
     tu_channel_pair (capacity, capacity, &lend.a, &lend.b);
-    lend.pool = shmipc_loans_new ("loans", S_UNITS * S_UNIT);
-    assert_non_null (lend.pool);
+    lend.pool = s_pool_new (S_UNITS);
     shmipc_channel_set_loans (lend.a, lend.pool);
     return lend;
 }
@@ -469,6 +421,32 @@ s_send (shmipc_channel_t *channel, const void *data, size_t size, int flags)
 {
     struct iovec frame = { (void *) data, size };
     return shmipc_channel_sendv (channel, &frame, 1, flags);
+}
+
+//  Lend a block of size bytes filled from seed, a message of its own, and
+//  let go of it as the application does (ZeroMQ frees the message): the
+//  channel lends it on until it comes back.
+static void
+s_send_loan (s_lend_t *lend, size_t size, uint64_t seed)
+{
+    void *data = s_take_filled (lend->pool, size, seed);
+    assert_int_equal (s_send (lend->a, data, size, SHMIPC_DONTWAIT), 0);
+    shmipc_loans_unref (lend->pool, data);
+}
+
+//  Receive a message in place and hold it: returns the hold, and in *data
+//  where its first frame lies.
+static shmipc_hold_t *
+s_recv_held (shmipc_channel_t *reader, const void **data)
+{
+    const shmipc_frame_t *frames;
+    size_t nframes;
+    assert_int_equal (shmipc_channel_recv_view (reader, &frames, &nframes, 0), 0);
+    shmipc_hold_t *hold = shmipc_channel_hold (reader, 0);
+    assert_non_null (hold);
+    *data = frames [0].data;
+    shmipc_channel_recv_done (reader);
+    return hold;
 }
 
 static void
@@ -538,7 +516,7 @@ test_channel_recv_copies_a_loaned_frame_out_of_the_pool (void **state)
     assert_int_equal (shmipc_msg_frames (msg), 1);
     assert_int_equal (shmipc_msg_size (msg, 0), size);
     assert_true (tu_check (shmipc_msg_data (msg, 0), size, 9));
-    assert_false (s_in_segment (shmipc_msg_data (msg, 0)));
+    assert_false (tu_in_segment (shmipc_msg_data (msg, 0)));
     //  A copy: the writer's later changes do not reach it
     memset (data, 0, size);
     assert_true (tu_check (shmipc_msg_data (msg, 0), size, 9));
@@ -551,12 +529,9 @@ static void
 test_channel_keeps_a_loaned_block_until_the_reader_released_it_and_the_writer_looked (void **state)
 {
     s_lend_t lend = s_lend_new (4096);
-    //  The whole pool in one block: any take shows whether it is back
-    void *data = s_take_filled (lend.pool, S_UNITS * S_UNIT, 5);
-    assert_int_equal (s_send (lend.a, data, S_UNITS * S_UNIT, SHMIPC_DONTWAIT), 0);
-    //  The application lets go (as ZeroMQ frees the message): the channel
-    //  still lends the block
-    shmipc_loans_unref (lend.pool, data);
+    //  The whole pool in one block: any take shows whether it is back. The
+    //  application has let go of it: the channel still lends the block
+    s_send_loan (&lend, S_UNITS * S_UNIT, 5);
     assert_false (s_pool_all_free (lend.pool, S_UNITS));
     s_writer_looks (lend.a);
     assert_false (s_pool_all_free (lend.pool, S_UNITS));
@@ -577,9 +552,7 @@ test_channel_keeps_a_loaned_block_until_the_reader_released_it_and_the_writer_lo
     assert_true (s_pool_all_free (lend.pool, S_UNITS));
 
     //  And a send looks too
-    data = s_take_filled (lend.pool, S_UNITS * S_UNIT, 6);
-    assert_int_equal (s_send (lend.a, data, S_UNITS * S_UNIT, SHMIPC_DONTWAIT), 0);
-    shmipc_loans_unref (lend.pool, data);
+    s_send_loan (&lend, S_UNITS * S_UNIT, 6);
     shmipc_msg_t *msg = shmipc_channel_recv (lend.b, 0);
     assert_non_null (msg);
     assert_true (tu_check (shmipc_msg_data (msg, 0), S_UNITS * S_UNIT, 6));
@@ -598,17 +571,9 @@ test_channel_keeps_a_held_loan_until_hold_release_and_the_writer_looked (void **
     tu_baseline_t baseline = tu_baseline ();
     s_lend_t lend = s_lend_new (4096);
     size_t size = S_UNITS * S_UNIT;
-    void *data = s_take_filled (lend.pool, size, 11);
-    assert_int_equal (s_send (lend.a, data, size, SHMIPC_DONTWAIT), 0);
-    shmipc_loans_unref (lend.pool, data);
-
-    const shmipc_frame_t *frames;
-    size_t nframes;
-    assert_int_equal (shmipc_channel_recv_view (lend.b, &frames, &nframes, 0), 0);
-    shmipc_hold_t *hold = shmipc_channel_hold (lend.b, 0);
-    assert_non_null (hold);
-    const void *held = frames [0].data;
-    shmipc_channel_recv_done (lend.b);
+    s_send_loan (&lend, size, 11);
+    const void *held;
+    shmipc_hold_t *hold = s_recv_held (lend.b, &held);
     s_reader_idles (lend.b);
 
     //  The ring flows on; the block stays out while held
@@ -725,7 +690,7 @@ test_channel_message_mixing_loaned_and_ordinary_frames_arrives_whole_in_order (v
                 if (round == 0 && frames [index].iov_len) {
                     assert_int_equal (s_in_pool (views [index].data, views [index].size,
                                                  "r--s"), loaned [index]);
-                    assert_true (s_in_segment (views [index].data));
+                    assert_true (tu_in_segment (views [index].data));
                 }
             }
             shmipc_channel_recv_done (lend.b);
@@ -848,11 +813,8 @@ test_channel_destroy_gives_back_the_loans_that_came_back (void **state)
     tu_baseline_t baseline = tu_baseline ();
     s_lend_t lend = s_lend_new (4096);
     //  Loans read and released, but not yet collected by the writer
-    for (int index = 0; index < 3; index++) {
-        void *data = s_take_filled (lend.pool, 4 * S_UNIT, (uint64_t) index);
-        assert_int_equal (s_send (lend.a, data, 4 * S_UNIT, SHMIPC_DONTWAIT), 0);
-        shmipc_loans_unref (lend.pool, data);
-    }
+    for (int index = 0; index < 3; index++)
+        s_send_loan (&lend, 4 * S_UNIT, (uint64_t) index);
     for (int index = 0; index < 3; index++) {
         shmipc_msg_t *msg = shmipc_channel_recv (lend.b, 0);
         assert_non_null (msg);
@@ -874,18 +836,10 @@ test_channel_destroy_never_lets_a_loan_the_reader_may_still_read_be_reused (void
     s_lend_t lend = s_lend_new (4096);
     int maps_sender = s_pool_maps () - maps_before;
     //  Three loans sent: the first read and held, two not read yet
-    for (int index = 0; index < 3; index++) {
-        void *data = s_take_filled (lend.pool, 4 * S_UNIT, (uint64_t) index);
-        assert_int_equal (s_send (lend.a, data, 4 * S_UNIT, SHMIPC_DONTWAIT), 0);
-        shmipc_loans_unref (lend.pool, data);
-    }
-    const shmipc_frame_t *frames;
-    size_t nframes;
-    assert_int_equal (shmipc_channel_recv_view (lend.b, &frames, &nframes, 0), 0);
-    shmipc_hold_t *hold = shmipc_channel_hold (lend.b, 0);
-    assert_non_null (hold);
-    const void *held = frames [0].data;
-    shmipc_channel_recv_done (lend.b);
+    for (int index = 0; index < 3; index++)
+        s_send_loan (&lend, 4 * S_UNIT, (uint64_t) index);
+    const void *held;
+    shmipc_hold_t *hold = s_recv_held (lend.b, &held);
 
     //  The writer goes; its application lends on from the same pool,
     //  taking every block it can get and writing over it
@@ -931,9 +885,7 @@ test_channel_destroy_frees_a_pool_whose_other_holders_are_gone (void **state)
     tu_baseline_t baseline = tu_baseline ();
     int maps_before = s_pool_maps ();
     s_lend_t lend = s_lend_new (4096);
-    void *data = s_take_filled (lend.pool, S_UNIT, 1);
-    assert_int_equal (s_send (lend.a, data, S_UNIT, SHMIPC_DONTWAIT), 0);
-    shmipc_loans_unref (lend.pool, data);
+    s_send_loan (&lend, S_UNIT, 1);
     //  Only the channel holds the pool now, and one block through its loan
     shmipc_loans_release (&lend.pool);
     assert_true (s_pool_maps () > maps_before);
@@ -953,8 +905,7 @@ test_channel_lends_from_its_first_pool_only_once_the_peer_has_it (void **state)
     tu_baseline_t baseline = tu_baseline ();
     int maps_before = s_pool_maps ();
     s_lend_t lend = s_lend_new (64 * 1024);
-    shmipc_loans_t *second = shmipc_loans_new ("loans", 8 * S_UNIT);
-    assert_non_null (second);
+    shmipc_loans_t *second = s_pool_new (8);
 
     //  Before the peer has a pool, the latest one set counts
     shmipc_channel_set_loans (lend.a, second);
@@ -1003,8 +954,7 @@ test_channel_without_a_pool_sends_pool_memory_as_bytes (void **state)
     //  other, and its peer maps nothing
     shmipc_channel_t *a, *b;
     tu_channel_pair (64 * 1024, 64 * 1024, &a, &b);
-    shmipc_loans_t *pool = shmipc_loans_new ("loans", 8 * S_UNIT);
-    assert_non_null (pool);
+    shmipc_loans_t *pool = s_pool_new (8);
     int maps_sender = s_pool_maps ();
     void *data = s_take_filled (pool, 2 * S_UNIT, 8);
     assert_int_equal (s_send (a, data, 2 * S_UNIT, 0), 0);
@@ -1070,8 +1020,7 @@ test_pool_take_and_unref_from_several_threads_never_share_a_block (void **state)
 {
     enum { WORKERS = 4 };
     //  Small enough that the threads compete for room
-    shmipc_loans_t *pool = shmipc_loans_new ("loans", 8 * S_UNIT);
-    assert_non_null (pool);
+    shmipc_loans_t *pool = s_pool_new (8);
     pthread_t threads [WORKERS];
     s_worker_t workers [WORKERS];
     int rounds = (int) tu_scaled (20000, 200);
@@ -1135,8 +1084,7 @@ test_channel_loans_between_threads_all_arrive_and_every_block_comes_back (void *
     enum { BLOCK = 4 * S_UNIT };
     shmipc_channel_t *a, *b;
     tu_channel_pair (4096, 4096, &a, &b);
-    shmipc_loans_t *pool = shmipc_loans_new ("loans", 4 * BLOCK);
-    assert_non_null (pool);
+    shmipc_loans_t *pool = s_pool_new (4 * BLOCK / S_UNIT);
     shmipc_channel_set_loans (a, pool);
     shmipc_channel_set_sndtimeo (a, S_PATIENCE_MS);
     shmipc_channel_set_rcvtimeo (b, S_PATIENCE_MS);

@@ -16,8 +16,6 @@
 
 #include "testutil_plugin.h"
 
-#include <inttypes.h>
-
 #define S_KIB           1024
 #define S_MIB           (1024 * 1024)
 #define S_LOAN_MIN      4096            //  Smallest frame loaned (plugin/loan.c)
@@ -28,60 +26,12 @@
 //  --------------------------------------------------------------------------
 //  Where bytes lie
 
-//  Find the mapping of /proc/self/maps that holds address: write its
-//  permissions ("r--s") and its name (may be empty). Returns true if found.
-static bool
-s_mapping_of (const void *address, char *perms, size_t perms_size,
-              char *name, size_t name_size)
-{
-    FILE *maps = fopen ("/proc/self/maps", "r");
-    assert_non_null (maps);
-    uintptr_t target = (uintptr_t) address;
-    char line [4096];
-    bool found = false;
-    while (!found && fgets (line, sizeof line, maps)) {
-        uintptr_t start, end;
-        char mode [8];
-        int name_at = 0;
-        if (sscanf (line, "%" SCNxPTR "-%" SCNxPTR " %7s %*s %*s %*s %n",
-                    &start, &end, mode, &name_at) < 3)
-            continue;
-        if (target < start || target >= end)
-            continue;
-        found = true;
-        snprintf (perms, perms_size, "%s", mode);
-        char *text = name_at > 0 ? line + name_at : line + strlen (line);
-        text [strcspn (text, "\n")] = 0;
-        snprintf (name, name_size, "%s", text);
-    }
-    fclose (maps);
-    return found;
-}
-
 //  True if [data, data + size) lies in mappings of a loan pool with these
 //  permissions: "rw-s" for the owner's, "r--s" for a peer's.
 static bool
-s_in_pool (const void *data, size_t size, const char *perms_wanted)
+s_in_pool (const void *data, size_t size, const char *perms)
 {
-    char perms [8], name [PATH_MAX];
-    if (!data || !s_mapping_of (data, perms, sizeof perms, name, sizeof name)
-    ||  !strstr (name, S_POOL_NAME) || strcmp (perms, perms_wanted))
-        return false;
-    if (size > 1
-    &&  (!s_mapping_of ((const uint8_t *) data + size - 1, perms, sizeof perms,
-                        name, sizeof name)
-    ||   !strstr (name, S_POOL_NAME) || strcmp (perms, perms_wanted)))
-        return false;
-    return true;
-}
-
-//  True if data lies in any mapping of any shmipc segment.
-static bool
-s_in_segment (const void *data)
-{
-    char perms [8], name [PATH_MAX];
-    return data && s_mapping_of (data, perms, sizeof perms, name, sizeof name)
-        && strstr (name, "/memfd:shmipc:") != NULL;
+    return tu_in_mapping (data, size, S_POOL_NAME, perms);
 }
 
 //  True if frame is a loan of its socket's pool (its owner's mapping).
@@ -89,14 +39,6 @@ static bool
 s_loaned (zframe_t *frame)
 {
     return s_in_pool (zframe_data (frame), zframe_size (frame), "rw-s");
-}
-
-static uint64_t
-s_frames_lent (zsock_t *sock)
-{
-    shmipc_stats_t stats;
-    assert_int_equal (shmipc_sock_stats (sock, &stats), 0);
-    return stats.frames_lent;
 }
 
 //  --------------------------------------------------------------------------
@@ -202,6 +144,33 @@ s_wait_raw_pool_free (void *push, void *pull)
     }
 }
 
+//  Subscriptions travel too: send "hello" on pub until every one of subs
+//  (count of them, at most 8) has heard it, draining them as it goes.
+//  Fails the test after PT_PATIENCE_MS.
+static void
+s_wait_subscribed (zsock_t *pub, zsock_t **subs, size_t count)
+{
+    bool heard [8] = { false };
+    assert_true (count <= 8);
+    size_t nheard = 0;
+    int64_t deadline = zclock_mono () + PT_PATIENCE_MS;
+    while (nheard < count) {
+        assert_true (zclock_mono () < deadline);
+        assert_int_equal (zstr_send (pub, "hello"), 0);
+        zclock_sleep (5);
+        for (size_t index = 0; index < count; index++) {
+            zsock_set_rcvtimeo (subs [index], 0);
+            char *hello;
+            while ((hello = zstr_recv (subs [index]))) {
+                nheard += !heard [index];
+                heard [index] = true;
+                free (hello);
+            }
+            zsock_set_rcvtimeo (subs [index], PT_PATIENCE_MS);
+        }
+    }
+}
+
 //  --------------------------------------------------------------------------
 //  Tests
 
@@ -220,11 +189,11 @@ test_frame_new_gives_frames_in_the_senders_pool_that_arrive_intact (void **state
             zframe_t *got = s_expect (pair.pull, size + (size_t) round,
                                       seed + (uint64_t) round);
             //  Copied out of the pool: ordinary memory
-            assert_false (s_in_segment (zframe_data (got)));
+            assert_false (tu_in_segment (zframe_data (got)));
             zframe_destroy (&got);
         }
     }
-    assert_int_equal (s_frames_lent (pair.pull), 0);
+    assert_int_equal (pt_frames_lent (pair.pull), 0);
     s_pair_destroy (&pair);
     pt_assert_baseline (baseline);
 }
@@ -248,7 +217,7 @@ test_zerocopy_receiver_gets_loaned_frames_in_its_read_only_map_of_the_pool (void
         assert_ptr_not_equal (zframe_data (got), sent_at);
         held [count++] = got;
     }
-    assert_int_equal (s_frames_lent (pair.pull), (uint64_t) count);
+    assert_int_equal (pt_frames_lent (pair.pull), (uint64_t) count);
     //  Held frames stay intact while more loans go by
     for (int round = 0; round < 10; round++) {
         zframe_t *frame = s_loan (pair.push, 100 * S_KIB, 1000 + (uint64_t) round);
@@ -286,7 +255,7 @@ test_an_exhausted_pool_gives_ordinary_frames_and_everything_arrives (void **stat
             loaned++;
         else {
             ordinary++;
-            assert_false (s_in_segment (zframe_data (frame)));
+            assert_false (tu_in_segment (zframe_data (frame)));
         }
         tu_fill (zframe_data (frame), size, (uint64_t) index);
         assert_int_equal (zframe_send (&frame, pair.push, 0), 0);
@@ -325,12 +294,12 @@ test_frames_under_4_kib_are_ordinary_and_from_4_kib_loaned (void **state)
         assert_int_equal (zframe_size (frame), size);
         assert_int_equal (s_loaned (frame), size >= S_LOAN_MIN);
         if (size < S_LOAN_MIN)
-            assert_false (s_in_segment (zframe_data (frame)));
+            assert_false (tu_in_segment (zframe_data (frame)));
         tu_fill (zframe_data (frame), size, index);
         assert_int_equal (zframe_send (&frame, pair.push, 0), 0);
         zframe_t *got = s_expect (pair.pull, size, index);
         //  Under 64 KiB the receiver copies, zero-copy or not
-        assert_false (s_in_segment (zframe_data (got)));
+        assert_false (tu_in_segment (zframe_data (got)));
         zframe_destroy (&got);
     }
     s_pair_destroy (&pair);
@@ -408,23 +377,7 @@ test_pub_fans_one_loaned_frame_out_to_three_subs_and_its_block_comes_back (void 
         pt_connect (subs [index], endpoint);
     }
     pt_wait_peers (pub, 3);
-    //  Subscriptions travel too: send until every SUB has heard us
-    bool heard [3] = { false, false, false };
-    int64_t deadline = zclock_mono () + PT_PATIENCE_MS;
-    while (!(heard [0] && heard [1] && heard [2])) {
-        assert_true (zclock_mono () < deadline);
-        assert_int_equal (zstr_send (pub, "hello"), 0);
-        zclock_sleep (5);
-        for (int index = 0; index < 3; index++) {
-            zsock_set_rcvtimeo (subs [index], 0);
-            char *hello;
-            while ((hello = zstr_recv (subs [index]))) {
-                heard [index] = true;
-                free (hello);
-            }
-            zsock_set_rcvtimeo (subs [index], PT_PATIENCE_MS);
-        }
-    }
+    s_wait_subscribed (pub, subs, 3);
 
     size_t size = S_MIB;
     for (int round = 0; round < 3; round++) {
@@ -463,22 +416,7 @@ test_a_loaned_frame_reaches_shm_and_ipc_peers_of_one_socket_intact (void **state
         pt_connect (subs [index], endpoints [index]);
     }
     pt_wait_peers (pub, 1);
-    bool heard [2] = { false, false };
-    int64_t deadline = zclock_mono () + PT_PATIENCE_MS;
-    while (!(heard [0] && heard [1])) {
-        assert_true (zclock_mono () < deadline);
-        assert_int_equal (zstr_send (pub, "hello"), 0);
-        zclock_sleep (5);
-        for (int index = 0; index < 2; index++) {
-            zsock_set_rcvtimeo (subs [index], 0);
-            char *hello;
-            while ((hello = zstr_recv (subs [index]))) {
-                heard [index] = true;
-                free (hello);
-            }
-            zsock_set_rcvtimeo (subs [index], PT_PATIENCE_MS);
-        }
-    }
+    s_wait_subscribed (pub, subs, 2);
 
     for (int round = 0; round < 4; round++) {
         size_t size = 200 * S_KIB + (size_t) round * 3;

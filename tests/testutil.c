@@ -1,6 +1,7 @@
 /*  =========================================================================
-    testutil - resource counts and baselines, which tool runs us, scaling,
-    endpoint names, patterned bytes and channel pairs for the tests
+    testutil - resource counts and baselines, where bytes lie, which tool
+    runs us, scaling, endpoint names, patterned bytes and channel pairs for
+    the tests
 
     Owns nothing beyond what each helper returns to its caller. Processes
     are in testutil_proc.c.
@@ -12,6 +13,7 @@
 #include <dirent.h>
 #include <stdbool.h>
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -188,6 +190,67 @@ tu_settle_allocator (void)
 {
     if (__sanitizer_purge_allocator)
         __sanitizer_purge_allocator ();
+}
+
+bool
+tu_mapping_of (const void *address, char *perms, size_t perms_size,
+               char *name, size_t name_size)
+{
+    FILE *maps = fopen ("/proc/self/maps", "r");
+    assert_non_null (maps);
+    uintptr_t target = (uintptr_t) address;
+    char *line = NULL;          //  getline: a name may be PATH_MAX long
+    size_t room = 0;
+    bool found = false;
+    while (!found && getline (&line, &room, maps) > 0) {
+        //  start-end perms offset dev inode [name]: the range by hand, as
+        //  sscanf on every line is slow under ThreadSanitizer and a test
+        //  may look thousands of times
+        char *cursor;
+        uintptr_t start = (uintptr_t) strtoull (line, &cursor, 16);
+        if (*cursor != '-')
+            continue;
+        uintptr_t end = (uintptr_t) strtoull (cursor + 1, &cursor, 16);
+        if (target < start || target >= end)
+            continue;
+        found = true;
+        char mode [8] = "";
+        int name_at = 0;
+        sscanf (cursor, " %7s %*s %*s %*s %n", mode, &name_at);
+        snprintf (perms, perms_size, "%s", mode);
+        char *text = name_at > 0 ? cursor + name_at : cursor + strlen (cursor);
+        text [strcspn (text, "\n")] = 0;
+        snprintf (name, name_size, "%s", text);
+    }
+    free (line);
+    fclose (maps);
+    return found;
+}
+
+//  True if address lies in a mapping whose name contains name_part, with
+//  permissions perms (NULL: any).
+static bool
+s_mapping_is (const void *address, const char *name_part, const char *perms)
+{
+    char mode [8], name [PATH_MAX];
+    return tu_mapping_of (address, mode, sizeof mode, name, sizeof name)
+        && strstr (name, name_part) && (!perms || strcmp (mode, perms) == 0);
+}
+
+bool
+tu_in_mapping (const void *data, size_t size, const char *name_part,
+               const char *perms)
+{
+    if (!data || !s_mapping_is (data, name_part, perms))
+        return false;
+    return size <= 1
+        || s_mapping_is ((const uint8_t *) data + size - 1, name_part, perms);
+}
+
+bool
+tu_in_segment (const void *data)
+{
+    return tu_in_mapping (data, 0, TU_SEGMENT_MAPPING, NULL);
 }
 
 bool

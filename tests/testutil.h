@@ -1,9 +1,10 @@
 /*  =========================================================================
     testutil - the tests' one helper library (libshmipc_testutil): resource
-    counts and baselines, which tool runs us, scaling, endpoints, patterned
-    bytes, channel pairs (testutil.c) and processes, ours and the helper
-    programs' (testutil_proc.c). The czmq-layer helpers are in
-    testutil_plugin.h, the reliability tests' in testutil_reliability.h.
+    counts and baselines, where bytes lie, which tool runs us, scaling,
+    endpoints, patterned bytes, channel pairs (testutil.c) and processes,
+    ours and the helper programs' (testutil_proc.c). The czmq-layer helpers
+    are in testutil_plugin.h, the reliability tests' in
+    testutil_reliability.h.
 
     Owns nothing beyond what each helper returns to its caller.
     =========================================================================
@@ -57,6 +58,29 @@ void tu_assert_baseline (tu_baseline_t baseline);
 //  blocks, and the mappings of large ones, in quarantine until 256 MiB of
 //  later frees. Call before counting mappings. No-op without a sanitizer.
 void tu_settle_allocator (void);
+
+//  --------------------------------------------------------------------------
+//  Where bytes lie, from /proc/self/maps (testutil.c)
+
+//  What /proc/self/maps calls the mappings of shmipc segments (memfds
+//  named "shmipc:<name>", src/segment.c); a loan pool's name follows.
+#define TU_SEGMENT_MAPPING  "/memfd:shmipc:"
+
+//  Find the mapping that holds address: write its permissions ("r--s")
+//  and its name (may be empty). Returns true if found.
+bool tu_mapping_of (const void *address, char *perms, size_t perms_size,
+                    char *name, size_t name_size);
+
+//  True if the size bytes at data lie in mappings whose names contain
+//  name_part, with permissions perms ("r--s"; NULL: any). The first and the
+//  last byte are looked up: a range over two mappings side by side counts
+//  if both are such (a mirrored ring maps its data area twice). Size 0
+//  looks up data alone. False if data is NULL.
+bool tu_in_mapping (const void *data, size_t size, const char *name_part,
+                    const char *perms);
+
+//  True if data lies in a mapping of any shmipc segment.
+bool tu_in_segment (const void *data);
 
 //  --------------------------------------------------------------------------
 //  Which tool runs us: the one place the tests ask (testutil.c)

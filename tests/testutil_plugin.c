@@ -249,6 +249,14 @@ pt_watch_wait (pt_watch_t *watch, char what, int count)
     assert_true (seen >= count);
 }
 
+uint64_t
+pt_frames_lent (zsock_t *sock)
+{
+    shmipc_stats_t stats;
+    assert_int_equal (shmipc_sock_stats (sock, &stats), 0);
+    return stats.frames_lent;
+}
+
 void
 pt_wait_peers (zsock_t *sock, int count)
 {

@@ -123,6 +123,9 @@ int pt_watch_count (pt_watch_t *watch, char what);
 //  For shm: wait until the socket has count live peers (greeting done).
 void pt_wait_peers (zsock_t *sock, int count);
 
+//  Return the frames sock has received in place (zero-copy receive).
+uint64_t pt_frames_lent (zsock_t *sock);
+
 //  --------------------------------------------------------------------------
 //  Helper processes (tu_child_t): PT_PEER and the like, next to the test
 
