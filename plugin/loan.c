@@ -117,7 +117,13 @@ s_frame_from (shmipc__entry_t *entry, zmq_msg_t *msg)
     }
     if (zmq_msg_send (msg, entry->loop [0], ZMQ_DONTWAIT) == -1)
         return NULL;
-    return zframe_recv (entry->loop [1]);
+    //  It is there: only a signal can interrupt the receive, and the
+    //  message must not be left in the pair for the next loan to find
+    while (true) {
+        zframe_t *frame = zframe_recv (entry->loop [1]);
+        if (frame || zmq_errno () != EINTR)
+            return frame;
+    }
 }
 
 int
