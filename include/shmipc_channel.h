@@ -261,6 +261,13 @@ SHMIPC_EXPORT void
 SHMIPC_EXPORT void
     shmipc_channel_set_spin (shmipc_channel_t *self, int spin_us);
 
+//  Say that the caller calls shmipc_channel_events before every sleep on
+//  shmipc_channel_fd (as an event loop should): non-blocking calls then
+//  leave reading the socket to events, one system call less each. A caller
+//  that does not would find the descriptor readable again and again.
+SHMIPC_EXPORT void
+    shmipc_channel_set_events_driven (shmipc_channel_t *self, bool on);
+
 //  Set the largest message we accept, in bytes: the sum of its frames plus
 //  32 bytes of bookkeeping per frame, so that a flood of empty frames is
 //  bounded too. 0, the default, means no limit. A bigger message closes the

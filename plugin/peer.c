@@ -123,6 +123,8 @@ shmipc__peer_new (int sock, int role, const shmipc__sockinfo_t *info,
     self->channel = shmipc_channel_new (sock, name, info->capacity, role);
     if (!self->channel)
         goto failed;
+    //  process () calls the channel's events before every sleep
+    shmipc_channel_set_events_driven (self->channel, true);
     if (info->maxmsgsize)
         shmipc_channel_set_maxmsgsize (self->channel, info->maxmsgsize);
     if (info->max_peer_capacity)

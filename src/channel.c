@@ -395,6 +395,13 @@ shmipc_channel_set_rcvtimeo (shmipc_channel_t *self, int timeout_ms)
 }
 
 void
+shmipc_channel_set_events_driven (shmipc_channel_t *self, bool on)
+{
+    assert (self);
+    self->waiter.events_driven = on;
+}
+
+void
 shmipc_channel_set_spin (shmipc_channel_t *self, int spin_us)
 {
     assert (self);

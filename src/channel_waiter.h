@@ -65,6 +65,9 @@ typedef struct {
     uint32_t woke [2];                      //  Peer rx_sleep, tx_sleep epoch
                                             //  last woken
     int spin_us;                            //  Spin before sleeping, us
+    bool events_driven;                     //  The caller calls events before
+                                            //  every sleep: non-blocking calls
+                                            //  leave the socket to it
 } shmipc__channel_waiter_t;
 
 //  What a wait waits for. check returns 1 (done), 0 (not yet) or -1
@@ -157,10 +160,16 @@ shmipc__channel_waiter_wait_until (shmipc__channel_waiter_t *self, shmipc__dir_t
                                    shmipc__check_fn *check, shmipc__prepare_fn *prepare,
                                    void *arg, int timeout_ms, int flags)
 {
-    if (shmipc__channel_waiter_armed (self, dir)
-    &&  shmipc__channel_waiter_wake_up (self, dir))
-        return -1;
     bool dontwait = (flags & SHMIPC_DONTWAIT) != 0;
+    if (shmipc__channel_waiter_armed (self, dir)) {
+        //  A caller that calls events before it sleeps has the socket read
+        //  there: a non-blocking call then only leaves the armed state
+        if (dontwait && self->events_driven)
+            shmipc__channel_waiter_disarm (self, dir);
+        else
+        if (shmipc__channel_waiter_wake_up (self, dir))
+            return -1;
+    }
     bool first = true;
     int64_t deadline = -1;
     int64_t spin_until = 0;

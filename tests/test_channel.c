@@ -1459,6 +1459,43 @@ s_sender (void *arg)
     return NULL;
 }
 
+//  An event loop that calls events before every sleep: its non-blocking
+//  receives leave the WAKE on the socket for events to take, and the loop
+//  still gets every message and sleeps only when there is none.
+static void
+test_channel_events_driven_receives_leave_the_socket_to_events (void **state)
+{
+    tu_baseline_t baseline = tu_baseline ();
+    shmipc_channel_t *a, *b;
+    tu_channel_pair (4096, 4096, &a, &b);
+    shmipc_channel_set_events_driven (b, true);
+    shmipc_msg_t *msg = shmipc_msg_new ();
+    assert_non_null (msg);
+    //  Nothing there: the receive arms b's flag, events () says so
+    assert_int_equal (shmipc_channel_recv_into (b, msg, SHMIPC_DONTWAIT), -1);
+    assert_int_equal (errno, EAGAIN);
+    assert_int_equal (shmipc_channel_events (b) & SHMIPC_POLLIN, 0);
+    assert_false (s_readable (b, 0));
+    for (uint64_t round = 0; round < 50; round++) {
+        //  The writer sees b armed: its message comes with a WAKE
+        assert_int_equal (shmipc_channel_send (a, "hello", 5, 0), 0);
+        assert_true (s_readable (b, 1000));
+        assert_int_equal (shmipc_channel_recv_into (b, msg, SHMIPC_DONTWAIT), 0);
+        assert_int_equal (shmipc_msg_size (msg, 0), 5);
+        //  The next receive finds nothing, and leaves the WAKE where it is
+        assert_int_equal (shmipc_channel_recv_into (b, msg, SHMIPC_DONTWAIT), -1);
+        assert_int_equal (errno, EAGAIN);
+        assert_true (s_readable (b, 0));
+        //  events () takes it, and only then is the descriptor quiet
+        assert_int_equal (shmipc_channel_events (b) & SHMIPC_POLLIN, 0);
+        assert_false (s_readable (b, 0));
+    }
+    shmipc_msg_destroy (&msg);
+    shmipc_channel_destroy (&a);
+    shmipc_channel_destroy (&b);
+    tu_assert_baseline (baseline);
+}
+
 static void
 test_channel_writer_never_stalls_on_frames_held_by_its_reader (void **state)
 {
@@ -1809,6 +1846,7 @@ main (void)
         cmocka_unit_test (test_channel_sends_no_wakeup_to_a_reader_that_keeps_up),
         cmocka_unit_test (test_channel_spin_option_still_receives_and_times_out),
         cmocka_unit_test (test_channel_held_frames_stay_intact_while_the_ring_laps),
+        cmocka_unit_test (test_channel_events_driven_receives_leave_the_socket_to_events),
         cmocka_unit_test (test_channel_writer_never_stalls_on_frames_held_by_its_reader),
         cmocka_unit_test (test_channel_hold_fails_with_enobufs_past_the_share_or_64_frames),
         cmocka_unit_test (test_channel_hold_refuses_copies_empty_frames_and_no_frame),
