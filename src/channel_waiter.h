@@ -16,7 +16,9 @@
                  for that epoch: send one WAKE record
     So a WAKE crosses the socket at most once per sleep, never per message.
     Only two places read the socket while data flows: the start of a wait
-    that finds its flag armed, and shmipc_channel_events. After arming,
+    that finds its flag armed (not for a non-blocking call of an
+    events-driven caller, which calls events before it sleeps), and
+    shmipc_channel_events. After arming,
     nothing reads it but the sleep itself, so no WAKE is swallowed between
     the last look at the ring and the sleep.
     =========================================================================
