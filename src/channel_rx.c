@@ -162,6 +162,9 @@ s_assemble_copy (shmipc__channel_rx_t *self)
             return shmipc__channel_link_break (self->link, EPROTO,
                                                "peer ring index or record header out of range");
         }
+        //  A loaned frame is never split: no LOAN continues a CHUNK
+        if (self->frame_open && (record.flags & SHMIPC_RECORD_LOAN))
+            return shmipc__channel_link_break (self->link, EPROTO, "bad LOAN record");
         if (s_resolve_loan (self, &record))
             return -1;
         size_t frames = shmipc_msg_frames (self->partial);

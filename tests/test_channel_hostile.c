@@ -1,8 +1,10 @@
 /*  test_channel_hostile - peers that break the protocol: bad handshakes,
     lying ring indices and record headers, bad socket records, a control
-    window ignored, and child processes scribbling over their segment while
-    we read. The channel must refuse each with EPROTO (or see the peer gone,
-    ECONNRESET), never crash, hang, read out of bounds or leak a descriptor.
+    window ignored, loans gone wrong (a LOAN before its POOL, a POOL twice or
+    with a descriptor we cannot trust, a LOAN outside the pool or malformed),
+    and child processes scribbling over their segment while we read. The
+    channel must refuse each with EPROTO (or see the peer gone, ECONNRESET),
+    never crash, hang, read out of bounds or leak a descriptor.
     A hold table that lies is not refused (nothing tells it from the
     truth): the channel still writes only its free space, and a send that
     finds no place waits (or times out) instead of hanging.
@@ -15,6 +17,7 @@
 #include "channel.h"
 #include "shmipc_channel.h"
 #include "shmipc_fdpass.h"
+#include "shmipc_loans.h"
 #include "shmipc_ring.h"
 #include "shmipc_segment.h"
 #include "util.h"
@@ -1017,6 +1020,743 @@ test_channel_resends_ack_that_found_the_socket_full (void **state)
 }
 
 //  --------------------------------------------------------------------------
+//  Loans: POOL records on the socket, LOAN records in the ring
+
+//  The data area of the fake's pool (two units, after the segment header).
+#define S_POOL_AREA     (2 * SHMIPC_LOANS_UNIT)
+
+//  The segment header as segment.c writes it, for pools made by hand.
+#define S_SEGMENT_MAGIC 0x4745534350494d53ULL   //  "SMIPCSEG"
+typedef struct {
+    uint64_t magic;
+    uint32_t version;
+    uint32_t kind;
+    uint64_t size;
+} s_segment_header_t;
+
+//  Send a POOL record by hand: value as given, and nfds descriptors.
+static void
+s_fake_send_pool (s_fake_t *fake, uint32_t value, const int *fds, size_t nfds)
+{
+    uint8_t record [SHMIPC__RECORD_HEAD];
+    shmipc__wire_header (record, SHMIPC__WIRE_POOL, value);
+    assert_int_equal (shmipc_fdpass_send (fake->sock, record, sizeof record, fds, nfds, 0),
+                      sizeof record);
+}
+
+//  The data area of a pool (the fake's read-write mapping).
+static uint8_t *
+s_pool_area (shmipc_segment_t *pool)
+{
+    return (uint8_t *) shmipc_segment_data (pool) + SHMIPC_SEGMENT_HEADER;
+}
+
+//  A pool as an honest peer makes it (a sealed segment of kind LOAN, every
+//  page allocated), its area S_POOL_AREA bytes filled with tu_fill seed 7.
+static shmipc_segment_t *
+s_pool_new (void)
+{
+    shmipc_segment_t *pool = shmipc_segment_new ("fakepool",
+                                                 SHMIPC_SEGMENT_HEADER + S_POOL_AREA,
+                                                 SHMIPC_LOANS_KIND);
+    assert_non_null (pool);
+    assert_int_equal (shmipc_segment_size (pool), SHMIPC_SEGMENT_HEADER + S_POOL_AREA);
+    tu_fill (s_pool_area (pool), S_POOL_AREA, 7);
+    return pool;
+}
+
+//  Make the fake's pool and send it in a POOL record.
+static shmipc_segment_t *
+s_fake_pool (s_fake_t *fake)
+{
+    shmipc_segment_t *pool = s_pool_new ();
+    int fd = shmipc_segment_fd (pool);
+    s_fake_send_pool (fake, 0, &fd, 1);
+    return pool;
+}
+
+//  Write a LOAN record at ring index at: flags (LOAN added), the payload
+//  offset and size in little-endian, payload_size bytes of it (16 is
+//  honest; past 16, zeros). Returns the index after the record.
+static uint64_t
+s_fake_loan (s_fake_t *fake, uint64_t at, uint32_t flags, uint64_t offset,
+             uint64_t size, uint32_t payload_size)
+{
+    uint8_t payload [32] = { 0 };
+    assert_true (payload_size <= sizeof payload);
+    for (int index = 0; index < 8; index++) {
+        payload [index] = (uint8_t) (offset >> (8 * index));
+        payload [8 + index] = (uint8_t) (size >> (8 * index));
+    }
+    s_fake_record (fake, at, payload_size, flags | SHMIPC_RECORD_LOAN, payload);
+    return at + shmipc_ring_record_size (payload_size);
+}
+
+//  Assert that a receive breaks the victim with EPROTO for reason, and that
+//  it stays closed.
+static void
+s_assert_broken_for (shmipc_channel_t *victim, s_fake_t *fake, const char *reason)
+{
+    s_assert_recv_eproto (victim);
+    assert_string_equal (shmipc_channel_reason (victim), reason);
+    s_assert_eproto (victim, fake);
+}
+
+static void
+test_channel_refuses_loan_record_before_any_pool (void **state)
+{
+    tu_baseline_t baseline = tu_baseline ();
+    int fds_before = tu_fd_count ();
+    for (int kind = 0; kind < 3; kind++) {
+        s_fake_t fake;
+        shmipc_channel_t *victim = s_fake_new (&fake, 4096);
+        uint64_t head = 0;
+        if (kind == 2) {                //  A frame first: the LOAN is the second
+            s_fake_record (&fake, 0, 3, SHMIPC_RECORD_MORE, "abc");
+            head = 16;
+        }
+        head = s_fake_loan (&fake, head, 0, 0, 16, 16);
+        s_fake_store (&fake, S_HEAD, head);
+        //  Something else on the socket, read with the look for a POOL
+        uint8_t wake [SHMIPC__RECORD_HEAD];
+        shmipc__wire_header (wake, SHMIPC__WIRE_WAKE, 0);
+        s_fake_send (&fake, wake, sizeof wake);
+        if (kind == 1) {                //  Found by events (), not a receive
+            assert_int_equal (shmipc_channel_events (victim), SHMIPC_POLLERR);
+            assert_string_equal (shmipc_channel_reason (victim), "LOAN record before POOL");
+            s_assert_eproto (victim, &fake);
+        }
+        else
+            s_assert_broken_for (victim, &fake, "LOAN record before POOL");
+        shmipc_channel_destroy (&victim);
+        s_fake_destroy (&fake);
+        assert_int_equal (tu_fd_count (), fds_before);
+    }
+    tu_assert_baseline (baseline);
+}
+
+static void
+test_channel_takes_pool_still_queued_on_its_socket_at_first_loan (void **state)
+{
+    //  The POOL is sent before the LOAN is published, but the victim reads
+    //  its socket only when it meets the LOAN: still in time, behind others
+    tu_baseline_t baseline = tu_baseline ();
+    s_fake_t fake;
+    shmipc_channel_t *victim = s_fake_new (&fake, 4096);
+    uint8_t ctrl [SHMIPC__RECORD_HEAD + 2];
+    shmipc__wire_header (ctrl, SHMIPC__WIRE_CTRL, 2);
+    memcpy (ctrl + SHMIPC__RECORD_HEAD, "hi", 2);
+    s_fake_send (&fake, ctrl, sizeof ctrl);
+    int fds_open = tu_fd_count ();
+    int maps_open = tu_maps_with ("fakepool");
+    shmipc_segment_t *pool = s_fake_pool (&fake);
+    int maps_fake = tu_maps_with ("fakepool");
+    assert_true (maps_fake > maps_open);
+    uint64_t head = s_fake_loan (&fake, 0, 0, 100, 200, 16);
+    s_fake_store (&fake, S_HEAD, head);
+    shmipc_msg_t *msg = shmipc_msg_new ();
+    assert_int_equal (shmipc_channel_recv_into (victim, msg, SHMIPC_DONTWAIT), 0);
+    assert_int_equal (shmipc_msg_frames (msg), 1);
+    assert_int_equal (shmipc_msg_size (msg, 0), 200);
+    assert_memory_equal (shmipc_msg_data (msg, 0), s_pool_area (pool) + 100, 200);
+    //  Now mapped, read-only, its descriptor kept (ours plus the victim's)
+    assert_true (tu_maps_with ("fakepool") > maps_fake);
+    assert_int_equal (tu_fd_count (), fds_open + 2);
+    //  The control message that came before it is there too
+    char text [2];
+    assert_int_equal (shmipc_channel_recv_ctrl (victim, text, 2), 2);
+    assert_memory_equal (text, "hi", 2);
+    assert_int_equal (shmipc_channel_error (victim), 0);
+    shmipc_msg_destroy (&msg);
+    shmipc_channel_destroy (&victim);
+    shmipc_segment_destroy (&pool);
+    s_fake_destroy (&fake);
+    tu_assert_baseline (baseline);
+}
+
+static void
+test_channel_refuses_pool_records_that_break_the_rules (void **state)
+{
+    tu_baseline_t baseline = tu_baseline ();
+    int fds_before = tu_fd_count ();
+    static const char *reasons [] = {
+        "POOL twice or without a descriptor",               //  0: no descriptor
+        "POOL twice or without a descriptor",               //  1: twice, unmapped
+        "POOL twice or without a descriptor",               //  2: twice, mapped
+        "bad POOL",                                         //  3: value 1
+        "bad POOL",                                         //  4: a payload
+        "reserved bits set",                                //  5
+        "descriptors or oversize record on the socket",     //  6: two descriptors
+        "descriptors or oversize record on the socket",     //  7: WAKE with one
+        "descriptors or oversize record on the socket",     //  8: ACK with one
+        "descriptors or oversize record on the socket",     //  9: CTRL with one
+    };
+    for (int kind = 0; kind < 10; kind++) {
+        s_fake_t fake;
+        shmipc_channel_t *victim = s_fake_new (&fake, 4096);
+        shmipc_segment_t *pool = s_pool_new ();
+        int fd = shmipc_segment_fd (pool);
+        int fds [2] = { fd, fd };
+        int fds_open = tu_fd_count ();
+        int kept = 0;                   //  Descriptors the victim keeps till destroyed
+        uint8_t record [SHMIPC__RECORD_HEAD + 8] = { 0 };
+        size_t size = SHMIPC__RECORD_HEAD;
+        if (kind == 0)
+            s_fake_send_pool (&fake, 0, NULL, 0);
+        else
+        if (kind == 1 || kind == 2) {
+            s_fake_send_pool (&fake, 0, &fd, 1);
+            if (kind == 2) {            //  Mapped at a first LOAN, read
+                s_fake_store (&fake, S_HEAD, s_fake_loan (&fake, 0, 0, 0, 8, 16));
+                shmipc_msg_t *msg = shmipc_msg_new ();
+                assert_int_equal (shmipc_channel_recv_into (victim, msg, SHMIPC_DONTWAIT), 0);
+                assert_memory_equal (shmipc_msg_data (msg, 0), s_pool_area (pool), 8);
+                shmipc_msg_destroy (&msg);
+            }
+            assert_int_equal (shmipc_channel_events (victim), SHMIPC_POLLOUT);
+            assert_int_equal (tu_fd_count (), fds_open + 1);
+            kept = 1;
+            s_fake_send_pool (&fake, 0, &fd, 1);
+        }
+        else
+        if (kind == 3)
+            s_fake_send_pool (&fake, 1, &fd, 1);
+        else
+        if (kind == 6)
+            s_fake_send_pool (&fake, 0, fds, 2);
+        else {
+            int type = kind == 7 ? SHMIPC__WIRE_WAKE
+                     : kind == 8 ? SHMIPC__WIRE_ACK
+                     : kind == 9 ? SHMIPC__WIRE_CTRL : SHMIPC__WIRE_POOL;
+            shmipc__wire_header (record, type, kind == 9 ? 8 : 0);
+            if (kind == 4 || kind == 9)
+                size += 8;
+            if (kind == 5)
+                record [3] = 1;
+            assert_int_equal (shmipc_fdpass_send (fake.sock, record, size, &fd, 1, 0), size);
+        }
+        assert_int_equal (shmipc_channel_events (victim), SHMIPC_POLLERR);
+        assert_string_equal (shmipc_channel_reason (victim), reasons [kind]);
+        s_assert_eproto (victim, &fake);
+        //  What came with the record is closed at once
+        assert_int_equal (tu_fd_count (), fds_open + kept);
+        shmipc_channel_destroy (&victim);
+        shmipc_segment_destroy (&pool);
+        s_fake_destroy (&fake);
+        assert_int_equal (tu_fd_count (), fds_before);
+    }
+    tu_assert_baseline (baseline);
+}
+
+//  A memfd of size bytes for a pool made by hand: populated (every byte
+//  written) or left with holes (only the first page written), a segment
+//  header at the start (with magic, kind and size as given, if size holds
+//  one), and seals as given (0: unsealed).
+static int
+s_pool_fd (size_t size, bool populated, uint64_t magic, uint32_t kind,
+           uint64_t header_size, int seals)
+{
+    int fd = memfd_create ("shmipc:badpool", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    assert_true (fd >= 0);
+    assert_int_equal (ftruncate (fd, (off_t) size), 0);
+    static uint8_t zeros [4096];
+    size_t written = populated ? size : (size < sizeof zeros ? size : sizeof zeros);
+    for (size_t at = 0; at < written; at += sizeof zeros) {
+        size_t chunk = written - at < sizeof zeros ? written - at : sizeof zeros;
+        assert_int_equal (pwrite (fd, zeros, chunk, (off_t) at), (ssize_t) chunk);
+    }
+    s_segment_header_t header = { .magic = magic, .version = 1, .kind = kind,
+                                  .size = header_size };
+    if (size >= sizeof header)
+        assert_int_equal (pwrite (fd, &header, sizeof header, 0), sizeof header);
+    if (seals)
+        assert_int_equal (fcntl (fd, F_ADD_SEALS, seals), 0);
+    return fd;
+}
+
+static void
+test_channel_refuses_peer_loan_pool_it_cannot_trust (void **state)
+{
+    tu_baseline_t baseline = tu_baseline ();
+    int fds_before = tu_fd_count ();
+    const size_t good = SHMIPC_SEGMENT_HEADER + S_POOL_AREA;
+    const size_t beyond = SHMIPC_SEGMENT_HEADER + SHMIPC_LOANS_MAX + 4096;
+    const int seals = SHMIPC_SEGMENT_SEALS;
+    for (int kind = 0; kind < 19; kind++) {
+        s_fake_t fake;
+        shmipc_channel_t *victim = s_fake_new (&fake, 4096);
+        int fds_open = tu_fd_count ();
+        int fd = -1;
+        int code = 0;                   //  What shmipc_segment_attach says
+        shmipc_segment_t *segment = NULL;
+        switch (kind) {
+            case 0: {                   //  A pipe
+                int pipe_fds [2];
+                assert_int_equal (pipe2 (pipe_fds, O_CLOEXEC), 0);
+                close (pipe_fds [1]);
+                fd = pipe_fds [0];
+                code = EBADF;
+                break;
+            }
+            case 1: {                   //  A regular file, populated, with a
+                char path [] = "/tmp/shmipc-hostile-XXXXXX";   //  good header
+                fd = mkostemp (path, O_CLOEXEC);
+                assert_true (fd >= 0);
+                unlink (path);
+                static uint8_t page [4096];
+                for (size_t at = 0; at < good; at += sizeof page)
+                    assert_int_equal (pwrite (fd, page, sizeof page, (off_t) at), sizeof page);
+                s_segment_header_t header = { S_SEGMENT_MAGIC, 1, SHMIPC_LOANS_KIND, good };
+                assert_int_equal (pwrite (fd, &header, sizeof header, 0), sizeof header);
+                code = -1;              //  Not tmpfs (EBADF) or tmpfs, unsealed (EPERM)
+                break;
+            }
+            case 2:                     //  A character device
+                fd = open ("/dev/null", O_RDONLY | O_CLOEXEC);
+                assert_true (fd >= 0);
+                code = EBADF;
+                break;
+            case 3: {                   //  A socket
+                int pair [2];
+                assert_int_equal (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair), 0);
+                close (pair [1]);
+                fd = pair [0];
+                code = EBADF;
+                break;
+            }
+            case 4:                     //  Unsealed
+                fd = s_pool_fd (good, true, S_SEGMENT_MAGIC, SHMIPC_LOANS_KIND, good, 0);
+                code = EPERM;
+                break;
+            case 5:                     //  Cannot be sealed (F_SEAL_SEAL only)
+                fd = memfd_create ("shmipc:badpool", MFD_CLOEXEC);
+                assert_true (fd >= 0);
+                assert_int_equal (ftruncate (fd, (off_t) good), 0);
+                code = EPERM;
+                break;
+            case 6:                     //  Sealed for writes too (more seals)
+                fd = s_pool_fd (good, true, S_SEGMENT_MAGIC, SHMIPC_LOANS_KIND, good,
+                                seals | F_SEAL_WRITE);
+                code = EPERM;
+                break;
+            case 7:                     //  Writes not sealed (fewer seals)
+                fd = s_pool_fd (good, true, S_SEGMENT_MAGIC, SHMIPC_LOANS_KIND, good,
+                                seals & ~F_SEAL_FUTURE_WRITE);
+                code = EPERM;
+                break;
+            case 8:                     //  A channel segment ("CHAN"), not a pool
+                segment = shmipc_segment_new ("badpool", good, S_KIND);
+                assert_non_null (segment);
+                fd = dup (shmipc_segment_fd (segment));
+                code = EPROTO;
+                break;
+            case 9:                     //  Bad magic
+                fd = s_pool_fd (good, true, S_SEGMENT_MAGIC ^ 1, SHMIPC_LOANS_KIND, good, seals);
+                code = EPROTO;
+                break;
+            case 10:                    //  A header size that is not the file's
+                fd = s_pool_fd (good, true, S_SEGMENT_MAGIC, SHMIPC_LOANS_KIND, good + 4096,
+                                seals);
+                code = EPROTO;
+                break;
+            case 11:                    //  Holes: only the header page written
+                fd = s_pool_fd (good, false, S_SEGMENT_MAGIC, SHMIPC_LOANS_KIND, good, seals);
+                code = ENODATA;
+                break;
+            case 12:                    //  Fallocated but never written
+                fd = s_pool_fd (good, false, S_SEGMENT_MAGIC, SHMIPC_LOANS_KIND, good, 0);
+                assert_int_equal (fallocate (fd, 0, 0, (off_t) good), 0);
+                assert_int_equal (fcntl (fd, F_ADD_SEALS, seals), 0);
+                code = ENODATA;
+                break;
+            case 13:                    //  A header and no data area
+                segment = shmipc_segment_new ("badpool", SHMIPC_SEGMENT_HEADER,
+                                              SHMIPC_LOANS_KIND);
+                assert_non_null (segment);
+                fd = dup (shmipc_segment_fd (segment));
+                code = EMSGSIZE;
+                break;
+            case 14:                    //  Not whole pages
+                fd = s_pool_fd (good + 100, true, S_SEGMENT_MAGIC, SHMIPC_LOANS_KIND,
+                                good + 100, seals);
+                code = EMSGSIZE;
+                break;
+            case 15:                    //  A page past the largest pool (sparse:
+                                        //  the size is checked before holes)
+                fd = s_pool_fd (beyond, false, S_SEGMENT_MAGIC, SHMIPC_LOANS_KIND, beyond,
+                                seals);
+                code = EMSGSIZE;
+                break;
+            case 16:                    //  The largest pool, sparse: the size
+                                        //  passes, the holes do not
+                fd = s_pool_fd (beyond - 4096, false, S_SEGMENT_MAGIC, SHMIPC_LOANS_KIND,
+                                beyond - 4096, seals);
+                code = ENODATA;
+                break;
+            case 17: {                  //  A good pool, opened write-only: it
+                                        //  cannot be mapped for reading
+                segment = s_pool_new ();
+                char path [64];
+                snprintf (path, sizeof path, "/proc/self/fd/%d", shmipc_segment_fd (segment));
+                fd = open (path, O_WRONLY | O_CLOEXEC);
+                assert_true (fd >= 0);
+                code = EACCES;
+                break;
+            }
+            default: {                  //  A good pool, as an O_PATH descriptor
+                segment = s_pool_new ();
+                char path [64];
+                snprintf (path, sizeof path, "/proc/self/fd/%d", shmipc_segment_fd (segment));
+                fd = open (path, O_PATH | O_CLOEXEC);
+                assert_true (fd >= 0);
+                code = EBADF;
+                break;
+            }
+        }
+        //  The descriptor fails the check it was made for
+        errno = 0;
+        assert_null (shmipc_segment_attach (dup (fd), SHMIPC_SEGMENT_HEADER + SHMIPC_LOANS_UNIT,
+                                            SHMIPC_SEGMENT_HEADER + SHMIPC_LOANS_MAX,
+                                            SHMIPC_LOANS_KIND));
+        if (code > 0)
+            assert_int_equal (errno, code);
+        else
+            assert_true (errno == EBADF || errno == EPERM);
+        int fds_made = tu_fd_count ();
+        s_fake_send_pool (&fake, 0, &fd, 1);
+        close (fd);
+        shmipc_segment_destroy (&segment);
+        //  Kept, unchecked, until the first LOAN
+        assert_int_equal (shmipc_channel_events (victim), SHMIPC_POLLOUT);
+        assert_int_equal (tu_fd_count (), fds_open + 1);
+        assert_true (fds_made >= fds_open + 1);
+        s_fake_store (&fake, S_HEAD, s_fake_loan (&fake, 0, 0, 0, 0, 16));
+        s_assert_broken_for (victim, &fake, "peer loan pool refused");
+        //  Closed and unmapped at the refusal, not at destroy
+        assert_int_equal (tu_fd_count (), fds_open);
+        assert_int_equal (tu_maps_with ("badpool"), 0);
+        shmipc_channel_destroy (&victim);
+        s_fake_destroy (&fake);
+        assert_int_equal (tu_fd_count (), fds_before);
+    }
+    tu_assert_baseline (baseline);
+}
+
+static void
+test_channel_refuses_loan_records_outside_the_pool_or_malformed (void **state)
+{
+    tu_baseline_t baseline = tu_baseline ();
+    int fds_before = tu_fd_count ();
+    const char *outside = "LOAN outside the peer's pool";
+    const char *bad = "bad LOAN record";
+    const char *ring = "peer ring index or record header out of range";
+    const uint64_t area = S_POOL_AREA;
+    const struct {
+        int before;                 //  0: the LOAN alone; 1: after a frame in
+                                    //  the ring; 2: after a chunked frame
+                                    //  (the copy path); 3: no POOL sent;
+                                    //  4: after a CHUNK (the LOAN would
+                                    //  end its frame); 5: CHUNK, PAD
+        uint32_t flags;             //  Besides LOAN
+        uint64_t offset, size;
+        uint32_t payload_size;
+        const char *reason;
+    } cases [] = {
+        { 0, 0, area + 1, 0, 16, outside },                 //  Starts beyond the area
+        { 0, 0, area + 4096, 8, 16, outside },
+        { 0, 0, 4096, area - 4096 + 1, 16, outside },       //  Ends one byte beyond
+        { 0, 0, 0, area + 1, 16, outside },
+        { 0, 0, UINT64_MAX - 7, 16, 16, outside },          //  offset + size wraps
+        { 0, 0, 8, UINT64_MAX - 7, 16, outside },
+        { 0, 0, UINT64_MAX, UINT64_MAX, 16, outside },
+        { 0, 0, 0, (uint64_t) UINT32_MAX + 1, 16, outside },    //  Past 32 bits
+        { 0, 0, 0, UINT64_MAX, 16, outside },
+        { 1, SHMIPC_RECORD_MORE, area, 1, 16, outside },    //  As a second frame
+        { 2, 0, 1, area, 16, outside },                     //  After a copied frame
+        { 0, 0, 0, 8, 15, bad },                            //  Payload not 16 bytes
+        { 0, 0, 0, 8, 17, bad },
+        { 0, 0, 0, 8, 0, bad },
+        { 0, 0, 0, 8, 8, bad },
+        { 0, 0, 0, 8, 24, bad },
+        { 3, 0, 0, 8, 12, bad },                            //  Bad before no POOL
+        { 0, SHMIPC_RECORD_CHUNK, 0, 8, 16, bad },          //  Split
+        { 0, SHMIPC_RECORD_CHUNK | SHMIPC_RECORD_MORE, 0, 8, 16, bad },
+        { 2, SHMIPC_RECORD_CHUNK, 0, 8, 16, bad },
+        { 3, SHMIPC_RECORD_CHUNK, 0, 8, 16, bad },
+        { 4, 0, 0, 8, 16, bad },                            //  Ends a chunked frame
+        { 5, SHMIPC_RECORD_MORE, 0, 8, 16, bad },           //  The same, a PAD between
+        { 0, SHMIPC_RECORD_PAD, 0, 8, 16, ring },           //  The ring's flag check
+        { 0, SHMIPC_RECORD_PAD | SHMIPC_RECORD_MORE, 0, 8, 16, ring },
+        { 0, 0x10, 0, 8, 16, ring },
+        { 1, 0x80000000u, 0, 8, 16, ring },
+    };
+    for (size_t index = 0; index < sizeof cases / sizeof cases [0]; index++) {
+        s_fake_t fake;
+        shmipc_channel_t *victim = s_fake_new (&fake, 4096);
+        shmipc_segment_t *pool = cases [index].before == 3 ? NULL : s_fake_pool (&fake);
+        uint64_t head = 0;
+        if (cases [index].before == 1) {
+            s_fake_record (&fake, 0, 3, SHMIPC_RECORD_MORE, "abc");
+            head = 16;
+        }
+        else
+        if (cases [index].before == 2) {
+            s_fake_record (&fake, 0, 2, SHMIPC_RECORD_CHUNK, "ab");
+            s_fake_record (&fake, 16, 1, SHMIPC_RECORD_MORE, "c");
+            head = 32;
+        }
+        else
+        if (cases [index].before == 4 || cases [index].before == 5) {
+            s_fake_record (&fake, 0, 2, SHMIPC_RECORD_CHUNK, "ab");
+            head = 16;
+            if (cases [index].before == 5) {
+                s_fake_record (&fake, 16, 0, SHMIPC_RECORD_PAD, NULL);
+                head = 24;
+            }
+        }
+        head = s_fake_loan (&fake, head, cases [index].flags, cases [index].offset,
+                            cases [index].size, cases [index].payload_size);
+        s_fake_store (&fake, S_HEAD, head);
+        s_assert_broken_for (victim, &fake, cases [index].reason);
+        shmipc_channel_destroy (&victim);
+        shmipc_segment_destroy (&pool);
+        s_fake_destroy (&fake);
+        assert_int_equal (tu_fd_count (), fds_before);
+    }
+    tu_assert_baseline (baseline);
+}
+
+static void
+test_channel_counts_loaned_bytes_against_maxmsgsize (void **state)
+{
+    //  Sixteen bytes in the ring, eight thousand in the pool: the limit
+    //  sees the eight thousand
+    tu_baseline_t baseline = tu_baseline ();
+    s_fake_t fake;
+    shmipc_channel_t *victim = s_fake_new (&fake, 4096);
+    shmipc_channel_set_maxmsgsize (victim, 4096);
+    shmipc_segment_t *pool = s_fake_pool (&fake);
+    uint64_t head = s_fake_loan (&fake, 0, 0, 0, 1000, 16);
+    head = s_fake_loan (&fake, head, 0, 0, S_POOL_AREA, 16);
+    s_fake_store (&fake, S_HEAD, head);
+    shmipc_msg_t *msg = shmipc_msg_new ();
+    assert_int_equal (shmipc_channel_recv_into (victim, msg, SHMIPC_DONTWAIT), 0);
+    assert_int_equal (shmipc_msg_size (msg, 0), 1000);
+    assert_int_equal (shmipc_channel_recv_into (victim, msg, SHMIPC_DONTWAIT), -1);
+    assert_int_equal (errno, EMSGSIZE);
+    assert_int_equal (shmipc_channel_error (victim), EMSGSIZE);
+    assert_string_equal (shmipc_channel_reason (victim), "message larger than the maximum size");
+    shmipc_msg_destroy (&msg);
+    shmipc_channel_destroy (&victim);
+    shmipc_segment_destroy (&pool);
+    s_fake_destroy (&fake);
+    tu_assert_baseline (baseline);
+}
+
+static void
+test_channel_delivers_loans_anywhere_in_the_pool_up_to_its_end (void **state)
+{
+    tu_baseline_t baseline = tu_baseline ();
+    s_fake_t fake;
+    shmipc_channel_t *victim = s_fake_new (&fake, 4096);
+    shmipc_segment_t *pool = s_fake_pool (&fake);
+    const uint8_t *area = s_pool_area (pool);
+    const uint64_t end = S_POOL_AREA;
+    //  One frame each: empty at the start and at the very end, the last
+    //  byte, the last 100 bytes, the whole area, an odd place
+    const struct { uint64_t offset, size; } loans [] = {
+        { 0, 0 }, { end, 0 }, { end - 1, 1 }, { end - 100, 100 }, { 0, end },
+        { 4097, 1234 },
+    };
+    size_t count = sizeof loans / sizeof loans [0];
+    uint64_t head = 0;
+    for (size_t index = 0; index < count; index++)
+        head = s_fake_loan (&fake, head, 0, loans [index].offset, loans [index].size, 16);
+    //  Then one message of three: a loan, bytes in the ring, a loan ending
+    //  at the end
+    head = s_fake_loan (&fake, head, SHMIPC_RECORD_MORE, 10, 20, 16);
+    s_fake_record (&fake, head, 3, SHMIPC_RECORD_MORE, "xyz");
+    head += 16;
+    head = s_fake_loan (&fake, head, 0, end - 4096, 4096, 16);
+    s_fake_store (&fake, S_HEAD, head);
+    shmipc_msg_t *msg = shmipc_msg_new ();
+    for (size_t index = 0; index < count; index++) {
+        //  Half as copies, half in place (in the read-only pool mapping)
+        if (index % 2 == 0) {
+            assert_int_equal (shmipc_channel_recv_into (victim, msg, SHMIPC_DONTWAIT), 0);
+            assert_int_equal (shmipc_msg_frames (msg), 1);
+            assert_int_equal (shmipc_msg_size (msg, 0), loans [index].size);
+            if (loans [index].size)
+                assert_memory_equal (shmipc_msg_data (msg, 0), area + loans [index].offset,
+                                     loans [index].size);
+        }
+        else {
+            const shmipc_frame_t *frames;
+            size_t nframes;
+            assert_int_equal (shmipc_channel_recv_view (victim, &frames, &nframes,
+                                                        SHMIPC_DONTWAIT), 0);
+            assert_int_equal (nframes, 1);
+            assert_int_equal (frames [0].size, loans [index].size);
+            if (loans [index].size) {
+                assert_true (tu_in_mapping (frames [0].data, frames [0].size, "fakepool",
+                                            "r--s"));
+                assert_memory_equal (frames [0].data, area + loans [index].offset,
+                                     loans [index].size);
+            }
+            else
+                assert_null (frames [0].data);
+            shmipc_channel_recv_done (victim);
+        }
+    }
+    const shmipc_frame_t *frames;
+    size_t nframes;
+    assert_int_equal (shmipc_channel_recv_view (victim, &frames, &nframes, SHMIPC_DONTWAIT), 0);
+    assert_int_equal (nframes, 3);
+    assert_int_equal (frames [0].size, 20);
+    assert_memory_equal (frames [0].data, area + 10, 20);
+    assert_int_equal (frames [1].size, 3);
+    assert_memory_equal (frames [1].data, "xyz", 3);
+    assert_int_equal (frames [2].size, 4096);
+    assert_memory_equal (frames [2].data, area + end - 4096, 4096);
+    assert_true (tu_in_mapping (frames [2].data, 4096, "fakepool", "r--s"));
+    shmipc_channel_recv_done (victim);
+    assert_int_equal (shmipc_channel_recv_into (victim, msg, SHMIPC_DONTWAIT), -1);
+    assert_int_equal (errno, EAGAIN);
+    //  LOAN records go back at once: the writer's blocks wait for them
+    assert_int_equal (s_victim_load (&fake, S_TAIL), head);
+    assert_int_equal (shmipc_channel_error (victim), 0);
+    shmipc_msg_destroy (&msg);
+    shmipc_channel_destroy (&victim);
+    shmipc_segment_destroy (&pool);
+    s_fake_destroy (&fake);
+    tu_assert_baseline (baseline);
+}
+
+static void
+test_channel_reads_loan_payload_that_wraps_the_ring_end (void **state)
+{
+    //  A LOAN record whose header ends the ring: its offset is in the last
+    //  8 bytes, its size at the start (or the whole payload at the start).
+    //  The size across the end is the one checked and used
+    tu_baseline_t baseline = tu_baseline ();
+    for (int kind = 0; kind < 3; kind++) {
+        s_fake_t fake;
+        shmipc_channel_t *victim = s_fake_new (&fake, 4096);
+        shmipc_segment_t *pool = s_fake_pool (&fake);
+        //  A frame up to the LOAN's place, read and given back
+        uint64_t at = kind == 1 ? 4088 : 4080;
+        s_fake_record (&fake, 0, (uint32_t) (at - 8), 0, NULL);
+        s_fake_store (&fake, S_HEAD, at);
+        shmipc_msg_t *msg = shmipc_msg_new ();
+        assert_int_equal (shmipc_channel_recv_into (victim, msg, SHMIPC_DONTWAIT), 0);
+        assert_int_equal (shmipc_msg_size (msg, 0), at - 8);
+        assert_int_equal (shmipc_channel_recv_into (victim, msg, SHMIPC_DONTWAIT), -1);
+        assert_int_equal (errno, EAGAIN);
+        assert_int_equal (s_victim_load (&fake, S_TAIL), at);
+        uint64_t head = s_fake_loan (&fake, at, 0, 10, kind == 2 ? S_POOL_AREA : 5000, 16);
+        s_fake_store (&fake, S_HEAD, head);
+        if (kind == 2)
+            s_assert_broken_for (victim, &fake, "LOAN outside the peer's pool");
+        else {
+            assert_int_equal (shmipc_channel_recv_into (victim, msg, SHMIPC_DONTWAIT), 0);
+            assert_int_equal (shmipc_msg_frames (msg), 1);
+            assert_int_equal (shmipc_msg_size (msg, 0), 5000);
+            assert_memory_equal (shmipc_msg_data (msg, 0), s_pool_area (pool) + 10, 5000);
+            assert_int_equal (s_victim_load (&fake, S_TAIL), head);
+            assert_int_equal (shmipc_channel_error (victim), 0);
+        }
+        shmipc_msg_destroy (&msg);
+        shmipc_channel_destroy (&victim);
+        shmipc_segment_destroy (&pool);
+        s_fake_destroy (&fake);
+    }
+    tu_assert_baseline (baseline);
+}
+
+//  Rewrite the 16-byte payload of the LOAN record at ring index at.
+static void
+s_fake_rewrite_loan (s_fake_t *fake, uint64_t at, uint64_t offset, uint64_t size)
+{
+    uint8_t payload [16];
+    for (int index = 0; index < 8; index++) {
+        payload [index] = (uint8_t) (offset >> (8 * index));
+        payload [8 + index] = (uint8_t) (size >> (8 * index));
+    }
+    for (int index = 0; index < 16; index++)
+        fake->base [S_RING + ((at + 8 + index) & (fake->capacity - 1))] = payload [index];
+}
+
+static void
+test_channel_keeps_the_loan_it_resolved_when_the_peer_rewrites_it (void **state)
+{
+    //  Once the victim has read a LOAN record, what the peer writes over it
+    //  changes nothing: each stage below is a point the victim has passed
+    //  (message found by events (), viewed, partly read while the rest is
+    //  not yet published), and the rewrite says "outside the pool"
+    tu_baseline_t baseline = tu_baseline ();
+    for (int stage = 0; stage < 3; stage++) {
+        s_fake_t fake;
+        shmipc_channel_t *victim = s_fake_new (&fake, 4096);
+        shmipc_segment_t *pool = s_fake_pool (&fake);
+        const uint8_t *area = s_pool_area (pool);
+        uint64_t head = s_fake_loan (&fake, 0, stage == 2 ? SHMIPC_RECORD_MORE : 0,
+                                     100, 3000, 16);
+        s_fake_store (&fake, S_HEAD, head);
+        const shmipc_frame_t *frames = NULL;
+        size_t nframes = 0;
+        if (stage == 0) {
+            assert_int_equal (shmipc_channel_events (victim), SHMIPC_POLLIN | SHMIPC_POLLOUT);
+            s_fake_rewrite_loan (&fake, 0, UINT64_MAX, S_POOL_AREA);
+        }
+        else
+        if (stage == 1) {
+            assert_int_equal (shmipc_channel_recv_view (victim, &frames, &nframes,
+                                                        SHMIPC_DONTWAIT), 0);
+            s_fake_rewrite_loan (&fake, 0, UINT64_MAX, S_POOL_AREA);
+        }
+        else {
+            //  The first frame is read (and copied) before the second is there
+            assert_int_equal (shmipc_channel_events (victim), SHMIPC_POLLOUT);
+            s_fake_rewrite_loan (&fake, 0, UINT64_MAX, S_POOL_AREA);
+            s_fake_record (&fake, head, 3, 0, "end");
+            head += 16;
+            s_fake_store (&fake, S_HEAD, head);
+        }
+        if (stage != 1)
+            assert_int_equal (shmipc_channel_recv_view (victim, &frames, &nframes,
+                                                        SHMIPC_DONTWAIT), 0);
+        assert_int_equal (nframes, stage == 2 ? 2 : 1);
+        assert_int_equal (frames [0].size, 3000);
+        assert_memory_equal (frames [0].data, area + 100, 3000);
+        //  In place: the range first resolved, in the victim's own mapping
+        //  of the pool; else a copy of it
+        const uint8_t *mapped = (const uint8_t *) shmipc_segment_data (victim->rx.pool)
+                              + SHMIPC_SEGMENT_HEADER;
+        if (stage == 2)
+            assert_false (tu_in_mapping (frames [0].data, 3000, "fakepool", NULL));
+        else
+            assert_ptr_equal (frames [0].data, mapped + 100);
+        if (stage == 2)
+            assert_memory_equal (frames [1].data, "end", 3);
+        shmipc_channel_recv_done (victim);
+        assert_int_equal (shmipc_channel_error (victim), 0);
+        //  The LOAN record went back at once (a frame after it, lazily)
+        assert_true (s_victim_load (&fake, S_TAIL) >= 24);
+        //  And the channel goes on
+        s_fake_record (&fake, head, 2, 0, "ok");
+        s_fake_store (&fake, S_HEAD, head + 16);
+        shmipc_msg_t *msg = shmipc_msg_new ();
+        assert_int_equal (shmipc_channel_recv_into (victim, msg, SHMIPC_DONTWAIT), 0);
+        assert_memory_equal (shmipc_msg_data (msg, 0), "ok", 2);
+        shmipc_msg_destroy (&msg);
+        shmipc_channel_destroy (&victim);
+        shmipc_segment_destroy (&pool);
+        s_fake_destroy (&fake);
+    }
+    tu_assert_baseline (baseline);
+}
+
+//  --------------------------------------------------------------------------
 //  A hostile process scribbling while we read
 
 typedef struct {
@@ -1201,6 +1941,15 @@ main (void)
         cmocka_unit_test (test_channel_refuses_bad_socket_records_after_handshake),
         cmocka_unit_test (test_channel_refuses_peer_that_ignores_ctrl_window),
         cmocka_unit_test (test_channel_resends_ack_that_found_the_socket_full),
+        cmocka_unit_test (test_channel_refuses_loan_record_before_any_pool),
+        cmocka_unit_test (test_channel_takes_pool_still_queued_on_its_socket_at_first_loan),
+        cmocka_unit_test (test_channel_refuses_pool_records_that_break_the_rules),
+        cmocka_unit_test (test_channel_refuses_peer_loan_pool_it_cannot_trust),
+        cmocka_unit_test (test_channel_refuses_loan_records_outside_the_pool_or_malformed),
+        cmocka_unit_test (test_channel_counts_loaned_bytes_against_maxmsgsize),
+        cmocka_unit_test (test_channel_delivers_loans_anywhere_in_the_pool_up_to_its_end),
+        cmocka_unit_test (test_channel_reads_loan_payload_that_wraps_the_ring_end),
+        cmocka_unit_test (test_channel_keeps_the_loan_it_resolved_when_the_peer_rewrites_it),
         cmocka_unit_test (test_channel_survives_peer_scribbling_noise_over_its_segment),
         cmocka_unit_test (test_channel_survives_peer_publishing_plausible_garbage),
     };
