@@ -13,6 +13,12 @@
     keeps records of our ring in its hold table (honestly, or a table that
     lies), and we hold frames of its ring (shmipc_channel_hold), released
     in any order, some only after both channels are gone.
+    Loans: the peer sends a POOL record (its loan pool, or a bad one: no
+    descriptor, two, not a memfd, unsealed, another kind, too small, a
+    second POOL) and writes LOAN records (ranges of its pool it filled with
+    the pattern, or ranges outside it, bad sizes, bad flags, continuing a
+    chunked frame, before any POOL); all on input bits the older corpus
+    never sets, so its files replay as they did.
 
     Owns nothing. Each input starts from a fresh pair of channels over a
     socketpair, in one process; the peer channel only does the handshake,
@@ -42,12 +48,19 @@
       sleep we saw when we published or released;
     - events () arms what it does not report, and gives back ring space
       before it reports nothing to read; an error, once there, stays; the
-      counters count each message sent and each handed over, once.
+      counters count each message sent and each handed over, once;
+    - a LOAN of a good pool delivers the pool's bytes; any breach of the
+      loan rules breaks us with EPROTO (EMSGSIZE if the message was too big
+      before it): once a bad LOAN is published, a receive that reaches it
+      fails, and nothing after it is delivered; a bad POOL does it at the
+      next read of the socket (checked at the end of such an input).
     =========================================================================
 */
 
 #include "channel.h"
 #include "shmipc_fdpass.h"
+#include "shmipc_loans.h"
+#include "channel_lend.h"
 #include "wire.h"
 
 #include <errno.h>
@@ -89,6 +102,8 @@ static bool s_trace;                    //  FUZZ_CHANNEL_TRACE=1: print each ste
 #define S_VECTORED      8               //  Messages per recv_vectored
 #define S_DRAIN         512             //  Socket records per drain
 #define S_OURS          80              //  Our holds kept (more than fit)
+#define S_LIVE          16              //  Loans tracked until delivered
+#define S_POISON        SIZE_MAX        //  frames of an expected breach
 
 //  The shape of a message (or, with frames 1, of a control message).
 typedef struct {
@@ -111,6 +126,7 @@ typedef struct {
     size_t frames;
     uint64_t bytes;
     uint64_t offset;
+    bool open;                          //  The last record was a CHUNK
 } s_track_t;
 
 //  A record of our ring the peer holds (lists in its hold table).
@@ -120,6 +136,16 @@ typedef struct {
     uint64_t offset;                    //  Their offset in our frame
     unsigned slot;                      //  Its slot in the peer's table
 } s_peer_hold_t;
+
+//  A range of the peer's pool a LOAN record lends, until delivered.
+typedef struct {
+    uint64_t offset;
+    uint64_t bytes;
+    uint64_t seq;                       //  The message it is part of
+} s_loan_t;
+
+//  What the peer's POOL records told us.
+enum { S_POOL_NONE, S_POOL_GOOD, S_POOL_BAD, S_POOL_UNKNOWN };
 
 typedef struct {
     shmipc_channel_t *us;               //  The channel under test
@@ -194,6 +220,26 @@ typedef struct {
     s_shape_t held_shape;               //  The last message handed over
     uint64_t msgs_sent;                 //  Sends that succeeded
     uint64_t msgs_received;             //  Messages handed over and done with
+
+    //  The peer's loan pool
+    bool loans;                         //  A POOL or LOAN was tried: s_finish
+    int pool_state;                     //  S_POOL_*, from the first POOL
+    uint32_t pools_sent;                //  POOL records we will read
+    shmipc_segment_t *pool;             //  The good one (the peer writes it)
+    uint64_t pool_area;                 //  Its data area's bytes
+    uint64_t pool_next;                 //  Where the next fresh loan goes
+    s_loan_t live [S_LIVE];             //  Loans not yet delivered
+    size_t nlive;
+    uint64_t expect_popped;             //  Messages taken from expect
+    bool loan_before_pool;              //  A LOAN went with no POOL sent
+    bool ring_poison;                   //  A bad LOAN is in the peer's ring
+    bool sock_poison;                   //  A bad POOL is on the socket
+    bool poison_ready;                  //  Either came while we were ready
+                                        //  and whole: EPROTO must follow
+    bool loan_raw;                      //  A LOAN flag or POOL type came
+                                        //  from raw input bytes
+    bool empty_raw;                     //  An empty record went: read after
+                                        //  a hang-up it is the end of stream
 } s_fuzz_t;
 
 //  --------------------------------------------------------------------------
@@ -299,10 +345,12 @@ s_track (s_track_t *track, uint32_t size, uint32_t flags, s_shape_t *shape)
     track->bytes += size;
     if (flags & SHMIPC_RECORD_CHUNK) {
         track->offset += size;
+        track->open = true;
         return false;
     }
     track->frames++;
     track->offset = 0;
+    track->open = false;
     if (flags & SHMIPC_RECORD_MORE)
         return false;
     *shape = (s_shape_t) { .frames = track->frames, .bytes = track->bytes };
@@ -447,6 +495,7 @@ s_fuzz_destroy (s_fuzz_t *self)
     shmipc_msg_destroy (&self->msg);
     while (self->nours)
         s_release_ours (self);
+    shmipc_segment_destroy (&self->pool);
 }
 
 //  --------------------------------------------------------------------------
@@ -629,6 +678,205 @@ s_put_message (s_fuzz_t *self, bool wake, size_t pad)
 }
 
 //  --------------------------------------------------------------------------
+//  The peer's loan pool
+
+//  The peer broke a loan rule: from now on, an error of ours must be
+//  EPROTO (or EMSGSIZE), if we were ready and whole (else something
+//  before it may have broken us otherwise).
+static void
+s_poisoned (s_fuzz_t *self)
+{
+    if (self->error == 0 && shmipc_channel_error (self->us) == 0
+    &&  shmipc_channel_ready (self->us))
+        self->poison_ready = true;
+}
+
+//  Send a POOL record. how: bits 3-5 what goes with it (0 a good pool,
+//  1 no descriptor, 2 /dev/null, 3 an unsealed memfd, 4 a segment of
+//  another kind, 5 a good pool and /dev/null, 6 a good pool but the value
+//  1, 7 a loan segment too small), bits 6-7 the pool's data area (1, 2, 4
+//  or 16 units).
+static void
+s_send_pool (s_fuzz_t *self, uint8_t how)
+{
+    static const uint64_t units [4] = { 1, 2, 4, 16 };
+    int kind = how >> 3 & 7;
+    uint64_t area = units [how >> 6] * SHMIPC_LOANS_UNIT;
+    self->loans = true;
+    uint8_t record [SHMIPC__RECORD_HEAD];
+    shmipc__wire_header (record, SHMIPC__WIRE_POOL, kind == 6 ? 1 : 0);
+    shmipc_segment_t *segment = NULL;
+    int fds [2] = { -1, s_devnull };
+    int memfd = -1;
+    size_t nfds = 1;
+    if (kind == 0 || kind == 5 || kind == 6 || kind == 4 || kind == 7) {
+        uint32_t type = kind == 4 ? SHMIPC__CHANNEL_KIND : SHMIPC_LOANS_KIND;
+        segment = shmipc_segment_new ("pool", SHMIPC_SEGMENT_HEADER + (kind == 7 ? 0 : area),
+                                      type);
+        if (!segment)
+            return;             //  (too small to make, for kind 7)
+        fds [0] = shmipc_segment_fd (segment);
+        nfds = kind == 5 ? 2 : 1;
+    }
+    else
+    if (kind == 1)
+        nfds = 0;
+    else
+    if (kind == 2)
+        fds [0] = s_devnull;
+    else {
+        memfd = memfd_create ("fuzz-pool", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        S_CHECK (memfd >= 0);
+        S_CHECK (ftruncate (memfd, (off_t) (SHMIPC_SEGMENT_HEADER + area)) == 0);
+        fds [0] = memfd;
+    }
+    ssize_t sent = nfds
+                 ? shmipc_fdpass_send (self->sock, record, sizeof record, fds, nfds,
+                                       SHMIPC_DONTWAIT)
+                 : send (self->sock, record, sizeof record, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (memfd >= 0)
+        close (memfd);
+    if (sent != (ssize_t) sizeof record) {
+        shmipc_segment_destroy (&segment);
+        return;
+    }
+    //  A LOAN we took for one before any POOL may find this one now
+    if (self->loan_before_pool)
+        self->pure = false;
+    if (!shmipc_channel_ready (self->us) || self->decoy) {
+        //  Our handshake may read it: what it does then is not ours to say
+        self->pure = false;
+        if (self->pool_state == S_POOL_NONE)
+            self->pool_state = S_POOL_UNKNOWN;
+        self->pools_sent++;
+        shmipc_segment_destroy (&segment);
+        return;
+    }
+    if (self->pools_sent++ || kind == 1 || kind == 5 || kind == 6) {
+        //  Twice, without its descriptor, with two, or a bad record: the
+        //  next read of our socket breaks us
+        self->sock_poison = true;
+        s_poisoned (self);
+        shmipc_segment_destroy (&segment);
+        return;
+    }
+    if (kind == 0) {
+        self->pool_state = S_POOL_GOOD;
+        self->pool = segment;
+        self->pool_area = shmipc_segment_size (segment) - SHMIPC_SEGMENT_HEADER;
+    }
+    else {
+        self->pool_state = S_POOL_BAD;     //  Refused at the first LOAN
+        shmipc_segment_destroy (&segment);
+    }
+}
+
+//  Fill [offset, offset + bytes) of the pool with the pattern, as a frame
+//  lent from there must read. Rewriting a range a loan not yet delivered
+//  (or held in a view) reads otherwise makes deliveries unpredictable.
+static void
+s_lend (s_fuzz_t *self, uint64_t offset, uint64_t bytes)
+{
+    uint64_t seq = self->expect_popped + self->expect.count;
+    bool clash = false;
+    size_t keep = 0;
+    for (size_t index = 0; index < self->nlive; index++) {
+        s_loan_t *loan = &self->live [index];
+        bool alive = loan->seq >= self->expect_popped
+                  || (self->held && loan->seq + 1 == self->expect_popped);
+        if (!alive)
+            continue;
+        if (loan->offset != offset && loan->offset < offset + bytes
+        &&  offset < loan->offset + loan->bytes)
+            clash = true;
+        self->live [keep++] = *loan;
+    }
+    self->nlive = keep;
+    if (clash || self->nlive == S_LIVE)
+        self->pure = false;
+    else
+        self->live [self->nlive++] = (s_loan_t) { .offset = offset, .bytes = bytes, .seq = seq };
+    uint8_t *data = (uint8_t *) shmipc_segment_data (self->pool) + SHMIPC_SEGMENT_HEADER;
+    s_pattern_put (data + offset, 0, (size_t) bytes);
+}
+
+//  Write a LOAN record at w: flags (LOAN among them), a payload of size
+//  bytes (the 16 of a LOAN, then zeros) that lends bytes bytes. Argument
+//  where: bits 0-2 the offset (0 after the last fresh loan, plus bits 3-7
+//  bytes; 1 at the end of the area; 2 u16 from the input; 3 offset and
+//  size u64 from the input; 4 one byte past the end; 5 the end itself; 6
+//  an offset where offset + size wraps; 7 the whole area, plus bits 3-7
+//  bytes).
+static void
+s_put_loan (s_fuzz_t *self, s_input_t *in, uint64_t bytes, uint32_t flags, uint32_t size)
+{
+    self->loans = true;
+    uint8_t where = s_u8 (in);
+    uint64_t area = self->pool_state == S_POOL_GOOD ? self->pool_area : 4 * SHMIPC_LOANS_UNIT;
+    uint64_t offset;
+    switch (where & 7) {
+        case 0:
+            if (self->pool_next > area || bytes > area - self->pool_next)
+                self->pool_next = 0;
+            offset = self->pool_next;
+            self->pool_next += bytes + (where >> 3);
+            break;
+        case 1: offset = bytes <= area ? area - bytes : 0; break;
+        case 2: offset = s_u8 (in) | (uint64_t) s_u8 (in) << 8; break;
+        case 3:
+            offset = s_u64 (in);
+            bytes = s_u64 (in);
+            break;
+        case 4: offset = bytes <= area ? area - bytes + 1 : 0; break;
+        case 5: offset = area; break;
+        case 6: offset = UINT64_MAX - 7 - (where >> 3); bytes += 16; break;
+        default:
+            offset = 0;
+            bytes = area + (where >> 3);
+    }
+    uint8_t payload [SHMIPC__LOAN_PAYLOAD];
+    for (int index = 0; index < 8; index++) {
+        payload [index] = (uint8_t) (offset >> (8 * index));
+        payload [8 + index] = (uint8_t) (bytes >> (8 * index));
+    }
+    //  The record, as s_put_record writes one
+    uint64_t mask = self->cap - 1;
+    uint64_t need = shmipc_ring_record_size (size);
+    s_writing (self, self->w, need);
+    uint64_t header = (uint64_t) size | (uint64_t) flags << 32;
+    atomic_store_explicit ((_Atomic uint64_t *) (self->ring + (self->w & mask)),
+                           header, memory_order_relaxed);
+    uint64_t body = size <= self->cap - SHMIPC_RECORD_HEADER
+                  ? size : self->cap - SHMIPC_RECORD_HEADER;
+    for (uint64_t index = 0; index < body; index++)
+        self->ring [(self->w + SHMIPC_RECORD_HEADER + index) & mask] =
+            index < sizeof payload ? payload [index] : 0;
+    self->w += need;
+    //  What the reader makes of it
+    bool valid = (flags & ~(uint32_t) (SHMIPC_RECORD_MORE | SHMIPC_RECORD_LOAN)) == 0
+              && size == SHMIPC__LOAN_PAYLOAD && !self->wtrack.open
+              && offset <= area && bytes <= area - offset && bytes <= UINT32_MAX;
+    if (self->pool_state == S_POOL_NONE)
+        self->loan_before_pool = true;
+    if (self->pool_state == S_POOL_UNKNOWN) {
+        self->pure = false;
+        return;
+    }
+    if (valid && self->pool_state == S_POOL_GOOD) {
+        s_lend (self, offset, bytes);
+        s_shape_t shape;
+        if (s_track (&self->wtrack, (uint32_t) bytes, flags & SHMIPC_RECORD_MORE, &shape))
+            s_push (&self->expect, shape.frames, shape.bytes);
+        return;
+    }
+    //  A breach: the message it is in, and all after it, never arrive
+    s_push (&self->expect, S_POISON, 0);
+    self->wtrack = (s_track_t) { 0 };
+    self->ring_poison = true;
+    s_poisoned (self);
+}
+
+//  --------------------------------------------------------------------------
 //  The peer as reader of our ring
 
 //  Read up to limit records we published. While the peer has not lied
@@ -795,6 +1043,12 @@ s_recv_failed (s_fuzz_t *self)
     &&  shmipc_channel_error (self->us) == 0
     &&  self->head == self->w && self->expect.valid && self->expect.count > 0)
         S_CHECK (!"a published message was not delivered");
+    //  The next thing published is a bad LOAN: it breaks us
+    if (self->pure && self->peer_set && !self->held && self->head == self->w
+    &&  self->expect.valid && self->expect.count > 0
+    &&  self->expect.item [self->expect.head].frames == S_POISON)
+        S_CHECK (shmipc_channel_error (self->us) != 0
+              && code == shmipc_channel_error (self->us));
 }
 
 //  A message was delivered: it must be the next one the peer wrote (or the
@@ -816,8 +1070,12 @@ s_delivered (s_fuzz_t *self, size_t frames, const void *const *data,
                   && shape.bytes == self->held_shape.bytes);
     }
     else
-    if (self->pure && s_pop (&self->expect, &expected))
+    if (self->pure && s_pop (&self->expect, &expected)) {
+        self->expect_popped++;
+        //  Nothing past a bad LOAN
+        S_CHECK (expected.frames != S_POISON);
         S_CHECK (shape.frames == expected.frames && shape.bytes == expected.bytes);
+    }
     if (!view)
         self->msgs_received++;
     self->held = view;
@@ -907,7 +1165,8 @@ s_frames (s_input_t *in, size_t *size, bool zero)
 
 enum {
     //  The peer writes its ring
-    S_OP_RECORD,                //  how size [flags32] [size32]: one record at w
+    S_OP_RECORD,                //  how size [flags32] [size32] [where...]: one
+                                //  record at w (a LOAN with how bit 4)
     S_OP_PUBLISH,               //  how: head = w (and wake us, honestly)
     S_OP_HEAD,                  //  how [value]: a head that lies
     S_OP_MESSAGE,               //  frames sizes...: an honest message, as room allows
@@ -925,7 +1184,8 @@ enum {
     S_OP_ACK,                   //  how [value]: an ACK
     S_OP_CTRL,                  //  how size: a CTRL record
     S_OP_RAW,                   //  n bytes: any record
-    S_OP_FD,                    //  how: a record with one or two descriptors
+    S_OP_FD,                    //  how: a record with one or two descriptors,
+                                //  or (how bit 2) a POOL
     S_OP_HELLO,                 //  how [capacity]: a HELLO
     S_OP_SHUT,                  //  hang up (SHUT_WR)
     //  Our calls
@@ -976,6 +1236,11 @@ s_print (s_fuzz_t *self, int op, const s_input_t *in, size_t from)
                  (unsigned long long) S_LOAD64 (&self->our_ctl->head),
                  (unsigned long long) S_LOAD64 (&self->our_ctl->tail),
                  S_LOAD32 (&self->our_ctl->rx_sleep), S_LOAD32 (&self->our_ctl->tx_sleep));
+    if (self->loans)
+        fprintf (stderr, "\n    pool %d sent=%u live=%zu%s%s%s%s", self->pool_state,
+                 self->pools_sent, self->nlive, self->loan_before_pool ? " loan-before-pool" : "",
+                 self->ring_poison ? " ring-poison" : "", self->sock_poison ? " sock-poison" : "",
+                 self->poison_ready ? " poison-ready" : "");
     fprintf (stderr, "\n");
 }
 
@@ -989,7 +1254,8 @@ s_step_peer (s_fuzz_t *self, int op, s_input_t *in)
         return false;
     switch (op) {
         case S_OP_RECORD: {
-            //  how: bits 0-1 flags, bit 5 PAD, bit 6 the size from the
+            //  how: bits 0-1 flags, bit 4 a LOAN of size bytes (then
+            //  s_put_loan's argument), bit 5 PAD, bit 6 the size from the
             //  input, bit 7 the flags from the input
             uint8_t how = s_u8 (in);
             uint32_t size = (uint32_t) s_frame_size (in);
@@ -998,6 +1264,14 @@ s_step_peer (s_fuzz_t *self, int op, s_input_t *in)
                 flags |= SHMIPC_RECORD_PAD;     //  Filler (alone) or a lie
             if (how & 0x80)
                 flags = s_u32 (in);
+            if ((how & 0x90) == 0x80 && (flags & SHMIPC_RECORD_LOAN))
+                self->loan_raw = true;
+            if (how & 0x10) {
+                flags |= SHMIPC_RECORD_LOAN;
+                uint32_t payload = how & 0x40 ? s_u32 (in) : SHMIPC__LOAN_PAYLOAD;
+                s_put_loan (self, in, size, flags, payload);
+                break;
+            }
             if (how & 0x40)
                 size = s_u32 (in);
             s_put_record (self, size, flags);
@@ -1154,11 +1428,21 @@ s_step_peer (s_fuzz_t *self, int op, s_input_t *in)
                 record [index] = s_u8 (in);
             if (size && record [0] == SHMIPC__WIRE_CTRL)
                 self->ctrl_in.valid = false;
+            if (size && record [0] == SHMIPC__WIRE_POOL)
+                self->loan_raw = true;
+            if (size == 0)
+                self->empty_raw = true;
             s_send_record (self, record, size);
             break;
         }
         case S_OP_FD: {
+            //  how: bit 0 an ACK (else a WAKE), bit 1 two descriptors; bit
+            //  2 a POOL instead (s_send_pool)
             uint8_t how = s_u8 (in);
+            if (how & 4) {
+                s_send_pool (self, how);
+                break;
+            }
             uint8_t record [SHMIPC__RECORD_HEAD];
             shmipc__wire_header (record, how & 1 ? SHMIPC__WIRE_ACK : SHMIPC__WIRE_WAKE, 0);
             int fds [2] = { s_devnull, s_devnull };
@@ -1398,6 +1682,16 @@ s_check (s_fuzz_t *self, bool peer_set, uint64_t head_before, uint64_t tail_befo
     int error = shmipc_channel_error (us);
     if (self->error)
         S_CHECK (error == self->error);
+    //  A breach of the loan rules breaks us with EPROTO; and only a
+    //  breach does so for the loan rules' reasons
+    if (error && !self->error && self->poison_ready)
+        S_CHECK (error == EPROTO || error == EMSGSIZE);
+    if (error && !self->error && self->pure && !self->loan_raw
+    &&  !self->ring_poison && !self->sock_poison) {
+        const char *reason = shmipc_channel_reason (us);
+        S_CHECK (!strstr (reason, "LOAN") && !strstr (reason, "POOL")
+              && !strstr (reason, "loan pool"));
+    }
     self->error = error;
     //  The control window, both ways
     S_CHECK (us->link.ctrl_count <= SHMIPC_CTRL_WINDOW);
@@ -1430,6 +1724,47 @@ s_check (s_fuzz_t *self, bool peer_set, uint64_t head_before, uint64_t tail_befo
         S_CHECK (us->waiter.woke [SHMIPC__DIR_TX] == tx_sleep);
 }
 
+//  One operation, then what holds after it.
+static void
+s_run (s_fuzz_t *self, int op, s_input_t *in)
+{
+    size_t from = in->at;
+    bool peer_set = self->peer_set;
+    uint64_t head_before = self->peer_set ? S_LOAD64 (&self->our_ctl->head) : 0;
+    uint64_t tail_before = self->peer_set ? S_LOAD64 (&self->our_ctl->tail) : 0;
+    if (op <= S_OP_SHUT)
+        s_step_peer (self, op, in);
+    else
+        s_step_us (self, op, in);
+    if (s_trace)
+        s_print (self, op, in, from);
+    s_check (self, peer_set, head_before, tail_before);
+}
+
+//  After an input that lent or sent a pool: publish what the peer wrote,
+//  receive until a receive fails (a bad LOAN must break us then: see
+//  s_recv_failed), and read the socket (a bad POOL must break us then,
+//  unless an empty record before it, read after the peer hung up, looked
+//  like the end of the stream: records after that are never read).
+static void
+s_finish (s_fuzz_t *self)
+{
+    s_input_t none = { .data = NULL, .size = 0, .at = 0 };
+    if (self->peer_set && self->head != self->w)
+        s_run (self, S_OP_PUBLISH, &none);
+    for (int round = 0; round < 2 * S_QUEUE + 2 && shmipc_channel_error (self->us) == 0;
+         round++) {
+        uint64_t received = self->msgs_received;
+        s_run (self, S_OP_RECV_INTO, &none);
+        if (self->msgs_received == received)
+            break;
+    }
+    if (self->sock_poison && self->poison_ready && !self->empty_raw) {
+        s_run (self, S_OP_EVENTS, &none);
+        S_CHECK (shmipc_channel_error (self->us) != 0);
+    }
+}
+
 int
 LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 {
@@ -1439,20 +1774,10 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     s_input_t in = { .data = data, .size = size, .at = 3 };
     s_fuzz_t fuzz;
     s_fuzz_new (&fuzz, data [0], data [1], data [2]);
-    while (in.at < in.size) {
-        int op = s_u8 (&in) % S_OPS;
-        size_t from = in.at;
-        bool peer_set = fuzz.peer_set;
-        uint64_t head_before = fuzz.peer_set ? S_LOAD64 (&fuzz.our_ctl->head) : 0;
-        uint64_t tail_before = fuzz.peer_set ? S_LOAD64 (&fuzz.our_ctl->tail) : 0;
-        if (op <= S_OP_SHUT)
-            s_step_peer (&fuzz, op, &in);
-        else
-            s_step_us (&fuzz, op, &in);
-        if (s_trace)
-            s_print (&fuzz, op, &in, from);
-        s_check (&fuzz, peer_set, head_before, tail_before);
-    }
+    while (in.at < in.size)
+        s_run (&fuzz, s_u8 (&in) % S_OPS, &in);
+    if (fuzz.loans)
+        s_finish (&fuzz);
     s_fuzz_destroy (&fuzz);
     return 0;
 }
