@@ -153,28 +153,25 @@ s_handle_record (shmipc__channel_link_t *self, const uint8_t *buffer, size_t siz
 {
     shmipc__wire_t record;
     const char *reason;
-    if (shmipc__wire_decode (buffer, size, &record, &reason)) {
-        if (fd >= 0)
-            close (fd);
-        return shmipc__channel_link_break (self, EPROTO, reason);
-    }
-    if (record.type == SHMIPC__WIRE_POOL) {
-        //  One pool per channel, and never without its descriptor
-        if (fd < 0 || self->pool_seen) {
-            if (fd >= 0)
-                close (fd);
-            return shmipc__channel_link_break (self, EPROTO,
-                                               "POOL twice or without a descriptor");
-        }
+    bool decoded = shmipc__wire_decode (buffer, size, &record, &reason) == 0;
+    bool pool = decoded && record.type == SHMIPC__WIRE_POOL;
+    //  One pool per channel, and never without its descriptor: the only
+    //  descriptor we keep. Any other is closed here, whatever comes next
+    bool with_fd = fd >= 0;
+    if (pool && with_fd && !self->pool_seen) {
         self->pool_seen = true;
         self->pool_fd = fd;
         return 0;
     }
-    if (fd >= 0) {
+    if (with_fd)
         close (fd);
+    if (!decoded)
+        return shmipc__channel_link_break (self, EPROTO, reason);
+    if (pool)
+        return shmipc__channel_link_break (self, EPROTO, "POOL twice or without a descriptor");
+    if (with_fd)
         return shmipc__channel_link_break (self, EPROTO,
                                            "descriptors or oversize record on the socket");
-    }
     switch (record.type) {
         case SHMIPC__WIRE_WAKE:
             self->stat_wakeups_received++;

@@ -138,10 +138,3 @@ shmipc__holds_close (shmipc__holds_t **self_p, shmipc_segment_t **own,
     *self_p = NULL;
     s_unref (self);
 }
-
-size_t
-shmipc__holds_bytes (shmipc__holds_t *self)
-{
-    assert (self);
-    return (size_t) atomic_load_explicit (&self->held, memory_order_relaxed);
-}

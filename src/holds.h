@@ -49,8 +49,4 @@ void
     shmipc__holds_close (shmipc__holds_t **self_p, shmipc_segment_t **own,
                          shmipc_segment_t **peer, shmipc_segment_t **pool);
 
-//  Return the bytes held now.
-size_t
-    shmipc__holds_bytes (shmipc__holds_t *self);
-
 #endif

@@ -122,31 +122,11 @@ shmipc_ring_record_size (size_t size)
     return SHMIPC_RECORD_HEADER + ((size + 7) & ~(size_t) 7);
 }
 
-//  Take a snapshot of the reader's hold table. Trusts nothing: a slot
-//  that does not describe a record that could be in the ring (aligned,
-//  at least a header and 8 bytes, smaller than the ring) is ignored; a
-//  lie can only make us pad more, never write outside our free space.
-//  Loaded after the read index: a record the reader held before it gave
-//  the record's space back is in the table by then (release/acquire).
-static void s_load_slots (shmipc_ring_t *self);
-
-static void
-s_load_holds (shmipc_ring_t *self)
-{
-    //  A slot reused while we read would mix two moments: the records we
-    //  list must all have been held at once (within the reader's share).
-    //  A few tries; a reader that changes it all the time gets the last
-    _Atomic uint64_t *takes = (_Atomic uint64_t *) &self->holds->takes;
-    for (int attempt = 0; attempt < 4; attempt++) {
-        uint64_t before = atomic_load_explicit (takes, memory_order_acquire);
-        s_load_slots (self);
-        atomic_thread_fence (memory_order_acquire);
-        if (atomic_load_explicit (takes, memory_order_relaxed) == before)
-            return;
-    }
-}
-
-//  One reading of the table (s_load_holds).
+//  One reading of the reader's hold table (s_load_holds). Trusts nothing:
+//  a slot that does not describe a record that could be in the ring
+//  (aligned, at least a header and 8 bytes, smaller than the ring) is
+//  ignored; a lie can only make us pad more, never write outside our free
+//  space.
 static void
 s_load_slots (shmipc_ring_t *self)
 {
@@ -163,6 +143,25 @@ s_load_slots (shmipc_ring_t *self)
         if (offset < self->size && bytes >= shmipc_ring_record_size (1)
         &&  bytes < self->size && ((offset | bytes) & 7) == 0)
             self->held [self->nheld++] = (s_held_t) { .offset = offset, .bytes = bytes };
+    }
+}
+
+//  Take a snapshot of the reader's hold table. Loaded after the read
+//  index: a record the reader held before it gave the record's space back
+//  is in the table by then (release/acquire).
+static void
+s_load_holds (shmipc_ring_t *self)
+{
+    //  A slot reused while we read would mix two moments: the records we
+    //  list must all have been held at once (within the reader's share).
+    //  A few tries; a reader that changes it all the time gets the last
+    _Atomic uint64_t *takes = (_Atomic uint64_t *) &self->holds->takes;
+    for (int attempt = 0; attempt < 4; attempt++) {
+        uint64_t before = atomic_load_explicit (takes, memory_order_acquire);
+        s_load_slots (self);
+        atomic_thread_fence (memory_order_acquire);
+        if (atomic_load_explicit (takes, memory_order_relaxed) == before)
+            return;
     }
 }
 
