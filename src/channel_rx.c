@@ -97,14 +97,16 @@ s_map_pool (shmipc__channel_rx_t *self)
 }
 
 //  A LOAN record: point the record at the lent bytes in the peer's pool
-//  instead. Trusts nothing: the offset and size must lie in the pool.
-//  Returns 0 or -1 (broken).
+//  instead. Trusts nothing: a loaned frame is whole (no CHUNK, and it
+//  continues no chunked frame), its payload an offset and a size that lie
+//  in the pool. Returns 0 or -1 (broken).
 static int
 s_resolve_loan (shmipc__channel_rx_t *self, shmipc_record_t *record)
 {
     if (!(record->flags & SHMIPC_RECORD_LOAN))
         return 0;
-    if ((record->flags & SHMIPC_RECORD_CHUNK) || record->size != SHMIPC__LOAN_PAYLOAD)
+    if ((record->flags & SHMIPC_RECORD_CHUNK) || self->frame_open
+    ||  record->size != SHMIPC__LOAN_PAYLOAD)
         return shmipc__channel_link_break (self->link, EPROTO, "bad LOAN record");
     if (!self->pool && s_map_pool (self))
         return -1;
@@ -162,9 +164,6 @@ s_assemble_copy (shmipc__channel_rx_t *self)
             return shmipc__channel_link_break (self->link, EPROTO,
                                                "peer ring index or record header out of range");
         }
-        //  A loaned frame is never split: no LOAN continues a CHUNK
-        if (self->frame_open && (record.flags & SHMIPC_RECORD_LOAN))
-            return shmipc__channel_link_break (self->link, EPROTO, "bad LOAN record");
         if (s_resolve_loan (self, &record))
             return -1;
         size_t frames = shmipc_msg_frames (self->partial);
@@ -193,11 +192,9 @@ s_assemble_copy (shmipc__channel_rx_t *self)
 static int
 s_grow_views (shmipc__channel_rx_t *self)
 {
-    size_t at_slots = self->view_slots, bytes_slots = self->view_slots;
-    if (shmipc__grow ((void **) &self->view_at, &at_slots, self->nviews + 1,
-                      sizeof *self->view_at)
-    ||  shmipc__grow ((void **) &self->view_bytes, &bytes_slots, self->nviews + 1,
-                      sizeof *self->view_bytes)
+    size_t span_slots = self->view_slots;
+    if (shmipc__grow ((void **) &self->spans, &span_slots, self->nviews + 1,
+                      sizeof *self->spans)
     ||  shmipc__grow ((void **) &self->views, &self->view_slots, self->nviews + 1,
                       sizeof *self->views))
         return shmipc__channel_link_break (self->link, ENOMEM, "out of memory");
@@ -249,8 +246,7 @@ s_find_message (shmipc__channel_rx_t *self)
             }
             if (s_grow_views (self))
                 return -1;
-            self->view_at [self->nviews] = record.at;
-            self->view_bytes [self->nviews] = record.bytes;
+            self->spans [self->nviews] = (shmipc__span_t) { record.at, record.bytes };
             self->views [self->nviews++] = (shmipc_frame_t) {
                 .data = record.size ? record.part [0] : NULL, .size = record.size };
             content += record.size;
@@ -425,8 +421,8 @@ shmipc__channel_rx_hold (shmipc__channel_rx_t *self, size_t index)
     }
     //  Its space is still unreleased (released at recv_done at the
     //  earliest): the hold is in the table before the writer can reuse it
-    return shmipc__holds_take (self->holds, self->view_at [index],
-                               self->view_bytes [index]);
+    return shmipc__holds_take (self->holds, self->spans [index].at,
+                               self->spans [index].bytes);
 }
 
 int

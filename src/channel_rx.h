@@ -21,6 +21,12 @@
 
 #include <stdlib.h>
 
+//  Where a record lies in the ring: what a hold of its frame covers.
+typedef struct {
+    uint64_t at;                //  Index of its header
+    uint64_t bytes;             //  Its ring bytes, header included
+} shmipc__span_t;
+
 //  Where the frames of the message ready for the caller are.
 typedef enum {
     SHMIPC__NONE,               //  No whole message yet
@@ -43,10 +49,9 @@ typedef struct {
     shmipc__ready_t ready;                  //  Where the ready message is
     shmipc_frame_t *views;                  //  Its frames; owned
     size_t nviews;                          //  How many
-    size_t view_slots;                      //  Room in views [] and view_at []
-    uint64_t *view_at;                      //  IN_RING: each view's record
-                                            //  index (header); owned
-    uint64_t *view_bytes;                   //  And its ring bytes; owned
+    size_t view_slots;                      //  Room in views [] and spans []
+    shmipc__span_t *spans;                  //  IN_RING: each view's record
+                                            //  in the ring (to hold it); owned
     shmipc_segment_t *pool;                 //  The peer's loan pool, mapped
                                             //  at its first LOAN; owned
     bool loans_read;                        //  LOAN records consumed and not
@@ -73,10 +78,8 @@ shmipc__channel_rx_destroy (shmipc__channel_rx_t *self)
     shmipc_msg_destroy (&self->partial);
     free (self->views);
     self->views = NULL;
-    free (self->view_at);
-    self->view_at = NULL;
-    free (self->view_bytes);
-    self->view_bytes = NULL;
+    free (self->spans);
+    self->spans = NULL;
 }
 
 //  Make a whole message ready if one is there, arming the rx flag when
