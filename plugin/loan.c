@@ -56,25 +56,26 @@ s_pool (shmipc__entry_t *entry)
     return loans;
 }
 
-//  Initialise msg with a block of the socket's pool. Returns 0, or -1 if
-//  no block can be had (errno set; msg untouched).
-static int
+//  Initialise msg with a block of the socket's pool. Returns the socket's
+//  entry, or NULL if no block can be had (errno set; msg untouched). A
+//  socket without an entry has had no shm:// endpoint: no pool for it.
+static shmipc__entry_t *
 s_init_loan (zmq_msg_t *msg, void *self, size_t size)
 {
     if (size < S_LOAN_MIN) {
         errno = EMSGSIZE;
-        return -1;
+        return NULL;
     }
-    shmipc__entry_t *entry = shmipc__registry_require (zsock_resolve (self), false);
+    shmipc__entry_t *entry = shmipc__registry_find (zsock_resolve (self));
     shmipc_loans_t *loans = entry ? s_pool (entry) : NULL;
     void *data = loans ? shmipc_loans_take (loans, size) : NULL;
     if (!data)
-        return -1;
+        return NULL;
     if (zmq_msg_init_data (msg, data, size, s_loan_free, loans)) {
         shmipc_loans_unref (loans, data);
-        return -1;
+        return NULL;
     }
-    return 0;
+    return entry;
 }
 
 int
@@ -82,7 +83,7 @@ shmipc_msg_init_loan (zmq_msg_t *msg, void *self, size_t size)
 {
     assert (msg);
     assert (self);
-    if (s_init_loan (msg, self, size) == 0)
+    if (s_init_loan (msg, self, size))
         return 0;
     //  No loan: an ordinary message, copied later, never a failure
     return zmq_msg_init_size (msg, size);
@@ -150,9 +151,9 @@ shmipc_frame_new (void *self, size_t size)
 {
     assert (self);
     zmq_msg_t msg;
-    if (s_init_loan (&msg, self, size) == 0) {
-        //  The entry exists: s_init_loan made it
-        zframe_t *frame = s_frame_from (shmipc__registry_find (zsock_resolve (self)), &msg);
+    shmipc__entry_t *entry = s_init_loan (&msg, self, size);
+    if (entry) {
+        zframe_t *frame = s_frame_from (entry, &msg);
         zmq_msg_close (&msg);           //  Emptied by the send, if it went
         if (frame)
             return frame;
