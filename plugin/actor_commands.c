@@ -196,12 +196,7 @@ s_command_stats (shmipc__actor_t *self)
         shmipc__link_t *link = SHMIPC__LINK (&self->links, index);
         shmipc__peer_stats_t stats;
         shmipc__peer_stats (link->peer, &stats);
-        sum.msgs_out += stats.msgs_out;
-        sum.bytes_out += stats.bytes_out;
-        sum.msgs_in += stats.msgs_in;
-        sum.bytes_in += stats.bytes_in;
-        sum.wakeups += stats.wakeups;
-        sum.frames_lent += stats.frames_lent;
+        shmipc__peer_stats_add (&sum, &stats);
         if (!shmipc__peer_active (link->peer))
             continue;
         live++;

@@ -135,12 +135,7 @@ shmipc__link_close (shmipc__actor_t *self, shmipc__link_t *link)
         return;
     shmipc__peer_stats_t stats;
     shmipc__peer_stats (link->peer, &stats);
-    self->totals.gone.msgs_out += stats.msgs_out;
-    self->totals.gone.bytes_out += stats.bytes_out;
-    self->totals.gone.msgs_in += stats.msgs_in;
-    self->totals.gone.bytes_in += stats.bytes_in;
-    self->totals.gone.wakeups += stats.wakeups;
-    self->totals.gone.frames_lent += stats.frames_lent;
+    shmipc__peer_stats_add (&self->totals.gone, &stats);
     self->totals.closed++;
     const char *reason = shmipc__peer_reason (link->peer);
     if (*reason && strcmp (reason, "peer closed the connection") != 0)

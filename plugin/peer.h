@@ -107,6 +107,19 @@ void
 void
     shmipc__peer_stats (shmipc__peer_t *self, shmipc__peer_stats_t *stats);
 
+//  Add stats to sum, counter by counter (the actor's totals of closed
+//  connections and its STATS answer sum them the same way).
+static inline void
+shmipc__peer_stats_add (shmipc__peer_stats_t *sum, const shmipc__peer_stats_t *stats)
+{
+    sum->msgs_out += stats->msgs_out;
+    sum->bytes_out += stats->bytes_out;
+    sum->msgs_in += stats->msgs_in;
+    sum->bytes_in += stats->bytes_in;
+    sum->wakeups += stats->wakeups;
+    sum->frames_lent += stats->frames_lent;
+}
+
 //  Return true once the greeting was accepted and the bridge is live.
 bool
     shmipc__peer_active (shmipc__peer_t *self);
