@@ -581,19 +581,26 @@ s_writing (s_fuzz_t *self, uint64_t at, uint64_t size)
         self->pure = false;
 }
 
+//  Write a record's header at our write index; return how many payload
+//  bytes to write after it. A payload longer than the ring would
+//  overwrite its own header: the reader refuses such a record anyway, so
+//  only what fits is written.
+static uint64_t
+s_put_header (s_fuzz_t *self, uint32_t size, uint32_t flags)
+{
+    s_writing (self, self->w, shmipc_ring_record_size (size));
+    uint64_t header = (uint64_t) size | (uint64_t) flags << 32;
+    atomic_store_explicit ((_Atomic uint64_t *) (self->ring + (self->w & (self->cap - 1))),
+                           header, memory_order_relaxed);
+    return size <= self->cap - SHMIPC_RECORD_HEADER ? size : self->cap - SHMIPC_RECORD_HEADER;
+}
+
 static void
 s_put_record (s_fuzz_t *self, uint32_t size, uint32_t flags)
 {
     uint64_t mask = self->cap - 1;
     uint64_t need = shmipc_ring_record_size (size);
-    s_writing (self, self->w, need);
-    uint64_t header = (uint64_t) size | (uint64_t) flags << 32;
-    atomic_store_explicit ((_Atomic uint64_t *) (self->ring + (self->w & mask)),
-                           header, memory_order_relaxed);
-    //  A payload longer than the ring would overwrite its own header: the
-    //  reader refuses such a record anyway, so write what fits
-    uint64_t body = size <= self->cap - SHMIPC_RECORD_HEADER
-                  ? size : self->cap - SHMIPC_RECORD_HEADER;
+    uint64_t body = s_put_header (self, size, flags);
     uint64_t start = (self->w + SHMIPC_RECORD_HEADER) & mask;
     uint64_t first = self->cap - start < body ? self->cap - start : body;
     s_pattern_put (self->ring + start, self->wtrack.offset, (size_t) first);
@@ -835,19 +842,12 @@ s_put_loan (s_fuzz_t *self, s_input_t *in, uint64_t bytes, uint32_t flags, uint3
             bytes = area + (where >> 3);
     }
     uint8_t payload [SHMIPC__LOAN_PAYLOAD];
-    for (int index = 0; index < 8; index++) {
-        payload [index] = (uint8_t) (offset >> (8 * index));
-        payload [8 + index] = (uint8_t) (bytes >> (8 * index));
-    }
-    //  The record, as s_put_record writes one
+    shmipc__put64 (payload, offset);
+    shmipc__put64 (payload + 8, bytes);
+    //  The record, with this payload where s_put_record writes its pattern
     uint64_t mask = self->cap - 1;
     uint64_t need = shmipc_ring_record_size (size);
-    s_writing (self, self->w, need);
-    uint64_t header = (uint64_t) size | (uint64_t) flags << 32;
-    atomic_store_explicit ((_Atomic uint64_t *) (self->ring + (self->w & mask)),
-                           header, memory_order_relaxed);
-    uint64_t body = size <= self->cap - SHMIPC_RECORD_HEADER
-                  ? size : self->cap - SHMIPC_RECORD_HEADER;
+    uint64_t body = s_put_header (self, size, flags);
     for (uint64_t index = 0; index < body; index++)
         self->ring [(self->w + SHMIPC_RECORD_HEADER + index) & mask] =
             index < sizeof payload ? payload [index] : 0;
