@@ -119,15 +119,25 @@ SHMIPC_EXPORT bool
 SHMIPC_EXPORT const char *
     shmipc_channel_peer_name (shmipc_channel_t *self);
 
-//  Return the descriptor to poll for POLLIN. Like ZeroMQ's ZMQ_FD it is a
-//  notification, not a level: it becomes readable when something may have
-//  changed (a message, a control message or ring space arrived, the peer
-//  went away), and any call on the channel may consume that notification.
-//  So, as with ZMQ_EVENTS: make shmipc_channel_events the last call before
-//  you wait on the descriptor, and wait only if it returned nothing you can
-//  act on. Readable does not promise a message either: ask events again.
+//  Return the descriptor to poll for POLLIN (with shmipc_channel_wake_fd,
+//  once the handshake is done). Like ZeroMQ's ZMQ_FD it is a notification,
+//  not a level: it becomes readable when something may have changed (a
+//  message, a control message or ring space arrived, the peer went away),
+//  and any call on the channel may consume that notification. So, as with
+//  ZMQ_EVENTS: make shmipc_channel_events the last call before you wait on
+//  the descriptors, and wait only if it returned nothing you can act on.
+//  Readable does not promise a message either: ask events again.
 SHMIPC_EXPORT int
     shmipc_channel_fd (shmipc_channel_t *self);
+
+//  Return the second descriptor to poll for POLLIN, the pipe the peer
+//  wakes us through (a byte there costs less than a record on the
+//  socket), or -1 while there is none: before the handshake completes, or
+//  if the pipe could not be made (then the peer wakes us on the socket).
+//  It is the same from the handshake to destroy. It never hangs up, and
+//  behaves as shmipc_channel_fd does: events reads it.
+SHMIPC_EXPORT int
+    shmipc_channel_wake_fd (shmipc_channel_t *self);
 
 //  Read whatever arrived on the socket, look at both rings, and return
 //  SHMIPC_POLL* bits: POLLIN if a whole message is ready, POLLOUT if the

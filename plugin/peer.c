@@ -73,20 +73,29 @@ s_watch_bridge (shmipc__peer_t *self)
     return 0;
 }
 
-//  Register the channel's descriptor for events (0: keep it in the set but
-//  ask for nothing, so that end of stream cannot keep waking us).
+//  Register the channel's descriptors for events (0: keep them in the set
+//  but ask for nothing, so that end of stream cannot keep waking us). The
+//  wake pipe joins the socket once the handshake has made it.
 static void
 s_watch_channel (shmipc__peer_t *self, uint32_t events)
 {
-    if (self->epfd < 0 || (self->channel_added && self->channel_watch == events))
+    if (self->epfd < 0)
+        return;
+    int wake = shmipc_channel_wake_fd (self->channel);
+    bool wake_due = wake >= 0 && !self->wake_added;
+    if (self->channel_added && self->channel_watch == events && !wake_due)
         return;
     struct epoll_event event = { .events = events, .data.ptr = self->tag };
     int fd = shmipc_channel_fd (self->channel);
     if (epoll_ctl (self->epfd, self->channel_added ? EPOLL_CTL_MOD : EPOLL_CTL_ADD,
-                   fd, &event) == 0) {
-        self->channel_added = true;
-        self->channel_watch = events;
-    }
+                   fd, &event))
+        return;
+    self->channel_added = true;
+    self->channel_watch = events;
+    if (wake >= 0
+    &&  epoll_ctl (self->epfd, self->wake_added ? EPOLL_CTL_MOD : EPOLL_CTL_ADD,
+                   wake, &event) == 0)
+        self->wake_added = true;
 }
 
 //  Take our descriptors out of the epoll set.
@@ -97,9 +106,12 @@ s_unwatch (shmipc__peer_t *self)
         return;
     if (self->channel_added)
         epoll_ctl (self->epfd, EPOLL_CTL_DEL, shmipc_channel_fd (self->channel), NULL);
+    if (self->wake_added)
+        epoll_ctl (self->epfd, EPOLL_CTL_DEL, shmipc_channel_wake_fd (self->channel), NULL);
     if (self->bridge_fd >= 0)
         epoll_ctl (self->epfd, EPOLL_CTL_DEL, self->bridge_fd, NULL);
     self->channel_added = false;
+    self->wake_added = false;
     self->bridge_fd = -1;
 }
 
@@ -287,6 +299,8 @@ shmipc__peer_process (shmipc__peer_t *self, int batch)
                 return 0;
             return shmipc__peer_die_channel (self, "handshake failed");
         }
+        //  The channel's wake pipe exists from here on: watch it too
+        s_watch_channel (self, EPOLLIN);
         if (s_greet (self))
             return -1;
     }

@@ -323,6 +323,13 @@ shmipc_channel_fd (shmipc_channel_t *self)
 }
 
 int
+shmipc_channel_wake_fd (shmipc_channel_t *self)
+{
+    assert (self);
+    return self->link.wake_own;
+}
+
+int
 shmipc_channel_events (shmipc_channel_t *self)
 {
     assert (self);
@@ -334,7 +341,7 @@ shmipc_channel_events (shmipc_channel_t *self)
     //  nothing reads the socket after a flag is armed
     shmipc__channel_waiter_disarm (&self->waiter, SHMIPC__DIR_RX);
     shmipc__channel_waiter_disarm (&self->waiter, SHMIPC__DIR_TX);
-    if (shmipc__channel_link_drain (&self->link)
+    if (shmipc__channel_link_drain_all (&self->link)
     ||  shmipc__channel_rx_poll (&self->rx, true))
         return SHMIPC_POLLERR;
     int events = 0;

@@ -142,6 +142,13 @@ s_accept_hello (shmipc_channel_t *self, const uint8_t *buffer, size_t size, int 
                                                "peer closed during the handshake");
         return shmipc__channel_link_break (link, errno, "cannot send our HELLO");
     }
+    //  Both HELLOs have gone: the segments' descriptors are spent, and a
+    //  connection keeps three (the socket and the two wake pipes)
+    shmipc_segment_close_fd (self->own);
+    shmipc_segment_close_fd (self->peer);
+    //  After our HELLO: the peer wakes us through our pipe from when it
+    //  reads this on (WAKE records until then, and for ever if it fails)
+    shmipc__channel_link_offer_pipe (link);
     link->state = SHMIPC__READY;
     self->deadline = -1;
     return 0;

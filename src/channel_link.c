@@ -1,7 +1,7 @@
 /*  =========================================================================
     channel_link - the channel's socket after the handshake: the records
-    that cross it (WAKE, ACK, CTRL), the control window, draining, sleeping
-    on it, and breaking the channel
+    that cross it (WAKE, ACK, CTRL, POOL, PIPE), the control window,
+    draining, sleeping on it and on our wake pipe, and breaking the channel
 
     Owns the socket and the unread control messages (channel_link.h). Does
     not own the rings, the segments or the sleep flags; does not decide
@@ -12,6 +12,7 @@
 
 #include "channel_link.h"
 #include "shmipc_fdpass.h"
+#include "wakepipe.h"
 #include "wire.h"
 
 #include <errno.h>
@@ -27,6 +28,8 @@ shmipc__channel_link_init (shmipc__channel_link_t *self, const char *name)
     memset (self, 0, sizeof *self);
     self->sock = -1;
     self->pool_fd = -1;
+    self->wake_own = -1;
+    self->wake_peer = -1;
     self->state = SHMIPC__HANDSHAKE;
     self->reason = "";
     size_t size = strlen (name);
@@ -133,9 +136,38 @@ shmipc__channel_link_send_pool (shmipc__channel_link_t *self, int fd)
     return -1;
 }
 
+void
+shmipc__channel_link_offer_pipe (shmipc__channel_link_t *self)
+{
+    int give;
+    if (shmipc__wakepipe_new (&self->wake_own, &give)) {
+        shmipc__log ("channel '%s': no wake pipe (%s): WAKE records instead",
+                     self->name, strerror (errno));
+        return;
+    }
+    uint8_t head [SHMIPC__RECORD_HEAD];
+    shmipc__wire_header (head, SHMIPC__WIRE_PIPE, 0);
+    ssize_t sent = shmipc_fdpass_send (self->sock, head, sizeof head, &give, 1,
+                                       SHMIPC_DONTWAIT);
+    close (give);
+    if (sent != (ssize_t) sizeof head) {
+        //  The peer never learns of it, so it goes on with WAKE records
+        close (self->wake_own);
+        self->wake_own = -1;
+    }
+}
+
 int
 shmipc__channel_link_send_wake (shmipc__channel_link_t *self)
 {
+    if (self->wake_peer >= 0) {
+        if (shmipc__wakepipe_wake (self->wake_peer) == 0) {
+            self->stat_wakeups_sent++;
+            return 0;
+        }
+        if (errno == EAGAIN)
+            return -1;          //  Full: the peer has wake-ups to read
+    }
     if (s_send_record (self, SHMIPC__WIRE_WAKE, 0, NULL, 0))
         return -1;
     self->stat_wakeups_sent++;
@@ -155,12 +187,23 @@ s_handle_record (shmipc__channel_link_t *self, const uint8_t *buffer, size_t siz
     const char *reason;
     bool decoded = shmipc__wire_decode (buffer, size, &record, &reason) == 0;
     bool pool = decoded && record.type == SHMIPC__WIRE_POOL;
-    //  One pool per channel, and never without its descriptor: the only
-    //  descriptor we keep. Any other is closed here, whatever comes next
+    bool pipe = decoded && record.type == SHMIPC__WIRE_PIPE;
+    //  One pool and one pipe per channel, each with its descriptor: the
+    //  only descriptors we take. Any other is closed here
     bool with_fd = fd >= 0;
     if (pool && with_fd && !self->pool_seen) {
         self->pool_seen = true;
         self->pool_fd = fd;
+        return 0;
+    }
+    if (pipe && with_fd && !self->pipe_seen) {
+        self->pipe_seen = true;
+        self->wake_peer = shmipc__wakepipe_adopt (fd);
+        if (self->wake_peer < 0 && errno == EPROTO)
+            return shmipc__channel_link_break (self, EPROTO, "PIPE descriptor is not a pipe");
+        if (self->wake_peer < 0)
+            shmipc__log ("channel '%s': cannot take the peer's wake pipe (%s): "
+                         "WAKE records instead", self->name, strerror (errno));
         return 0;
     }
     if (with_fd)
@@ -169,6 +212,8 @@ s_handle_record (shmipc__channel_link_t *self, const uint8_t *buffer, size_t siz
         return shmipc__channel_link_break (self, EPROTO, reason);
     if (pool)
         return shmipc__channel_link_break (self, EPROTO, "POOL twice or without a descriptor");
+    if (pipe)
+        return shmipc__channel_link_break (self, EPROTO, "PIPE twice or without a descriptor");
     if (with_fd)
         return shmipc__channel_link_break (self, EPROTO,
                                            "descriptors or oversize record on the socket");
@@ -252,6 +297,23 @@ shmipc__channel_link_drain (shmipc__channel_link_t *self)
     return 0;
 }
 
+//  Read our wake pipe if an honest peer may have written to it.
+static void
+s_drain_pipe (shmipc__channel_link_t *self)
+{
+    if (self->wake_own < 0 || !self->wake_maybe)
+        return;
+    self->wake_maybe = false;
+    self->stat_wakeups_received += shmipc__wakepipe_drain (self->wake_own);
+}
+
+int
+shmipc__channel_link_drain_all (shmipc__channel_link_t *self)
+{
+    s_drain_pipe (self);
+    return shmipc__channel_link_drain (self);
+}
+
 int
 shmipc__channel_link_drain_now (shmipc__channel_link_t *self)
 {
@@ -266,6 +328,26 @@ shmipc__channel_link_sleep (shmipc__channel_link_t *self, int64_t deadline)
         //  A look at the ring first: what woke us may have been read
         self->nudged = false;
         return 0;
+    }
+    if (self->wake_own >= 0) {
+        //  Two descriptors: a wake-up comes on the pipe, anything else
+        //  (control records, end of stream) on the socket
+        struct pollfd items [2] = {
+            { .fd = self->sock, .events = POLLIN },
+            { .fd = self->wake_own, .events = POLLIN }
+        };
+        int rc = poll (items, 2, shmipc__remaining_ms (deadline));
+        if (rc < 0)
+            return -1;
+        if (rc == 0) {
+            errno = EAGAIN;
+            return -1;
+        }
+        if (items [1].revents) {
+            self->wake_maybe = true;
+            s_drain_pipe (self);
+        }
+        return items [0].revents ? shmipc__channel_link_drain (self) : 0;
     }
     uint8_t buffer [SHMIPC__WIRE_MAX];
     size_t nfds = 0;

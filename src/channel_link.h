@@ -1,10 +1,12 @@
 /*  =========================================================================
     channel_link.h - the channel's socket: its state, the records that
     cross it after the handshake (WAKE, ACK, CTRL), the control window,
-    and sleeping on it
+    and sleeping on it (and on our wake pipe)
 
     Owns: the connected SEQPACKET socket (from the end of construction on),
-    the control messages received and not yet read, and the channel's state
+    the two wake pipes (ours, and our description of the peer's: see
+    wakepipe.h), the control messages received and not yet read, and the
+    channel's state
     (HANDSHAKE, READY, BROKEN: whoever breaks the channel breaks the link).
     Does not own: the rings, the segments, the sleep flags (channel_waiter),
     or the HELLO exchange (channel.c reads and writes it on this socket).
@@ -57,6 +59,16 @@ typedef struct {
                                             //  POOL record, until channel_rx
                                             //  takes it; owned (-1: none)
     bool pool_seen;                         //  A POOL came (only one may)
+    int wake_own;                           //  Our wake pipe, which the peer
+                                            //  writes to wake us; owned (-1:
+                                            //  none, WAKE records only)
+    int wake_peer;                          //  Our description of the peer's
+                                            //  wake pipe; owned (-1: none,
+                                            //  we send WAKE records)
+    bool pipe_seen;                         //  A PIPE came (only one may)
+    bool wake_maybe;                        //  We armed a flag since we last
+                                            //  read our wake pipe: only then
+                                            //  can an honest peer have written
     bool nudged;                            //  Records were read outside a
                                             //  wait: the next sleep returns
                                             //  at once (a WAKE may be gone)
@@ -83,6 +95,12 @@ shmipc__channel_link_destroy (shmipc__channel_link_t *self)
     if (self->pool_fd >= 0)
         close (self->pool_fd);
     self->pool_fd = -1;
+    if (self->wake_own >= 0)
+        close (self->wake_own);
+    self->wake_own = -1;
+    if (self->wake_peer >= 0)
+        close (self->wake_peer);
+    self->wake_peer = -1;
     for (size_t index = 0; index < SHMIPC_CTRL_WINDOW; index++) {
         free (self->ctrl [index].data);
         self->ctrl [index].data = NULL;
@@ -111,6 +129,18 @@ bool
 int
     shmipc__channel_link_drain (shmipc__channel_link_t *self);
 
+//  As drain, and read our wake pipe too if a flag was armed since it was
+//  last read (the start of a wait that finds its flag armed, and events).
+//  Returns 0 or -1 (broken).
+int
+    shmipc__channel_link_drain_all (shmipc__channel_link_t *self);
+
+//  Make our wake pipe and send its write end in a PIPE record, at the end
+//  of the handshake. Without a pipe (no descriptors, no /proc, socket
+//  full) the peer goes on waking us with WAKE records: never an error.
+void
+    shmipc__channel_link_offer_pipe (shmipc__channel_link_t *self);
+
 //  Read every record waiting, from anywhere but a wait's start (a LOAN
 //  before its POOL): the next sleep then returns at once, as a WAKE read
 //  here may have been meant for it. Returns 0 or -1 (broken).
@@ -122,14 +152,15 @@ int
 int
     shmipc__channel_link_send_pool (shmipc__channel_link_t *self, int fd);
 
-//  Sleep until the socket brings something or deadline (ms, -1 for ever)
-//  passes, and take what it brought. Returns 0, or -1 with EAGAIN
+//  Sleep until the socket or our wake pipe brings something or deadline
+//  (ms, -1 for ever) passes, and take what they brought. Returns 0, or -1 with EAGAIN
 //  (deadline), EINTR, or the error that broke the channel.
 int
     shmipc__channel_link_sleep (shmipc__channel_link_t *self, int64_t deadline);
 
-//  Send one WAKE record without waiting. Returns 0, or -1 (socket full or
-//  peer gone: the caller may drop it, see channel_waiter.c).
+//  Wake the peer without waiting: a byte into its wake pipe if it sent
+//  one, else a WAKE record. Returns 0, or -1 (pipe or socket full, peer
+//  gone: the caller may drop it, see channel_waiter.c).
 int
     shmipc__channel_link_send_wake (shmipc__channel_link_t *self);
 

@@ -24,6 +24,8 @@ shmipc__channel_waiter_arm (shmipc__channel_waiter_t *self, shmipc__dir_t dir)
     self->epoch [dir]++;
     atomic_store_explicit ((_Atomic uint32_t *) SHMIPC__SLEEP_FLAG (self->own_ctl, dir),
                            self->epoch [dir], memory_order_relaxed);
+    //  From now on the peer may write into our wake pipe
+    self->link->wake_maybe = true;
     //  Our flag must be visible before we look at the ring again
     atomic_thread_fence (memory_order_seq_cst);
 }
@@ -32,7 +34,7 @@ int
 shmipc__channel_waiter_wake_up (shmipc__channel_waiter_t *self, shmipc__dir_t dir)
 {
     shmipc__channel_waiter_disarm (self, dir);
-    return shmipc__channel_link_drain (self->link);
+    return shmipc__channel_link_drain_all (self->link);
 }
 
 void
@@ -44,8 +46,8 @@ shmipc__channel_waiter_wake_peer (shmipc__channel_waiter_t *self, shmipc__dir_t 
         (_Atomic uint32_t *) SHMIPC__SLEEP_FLAG (self->peer_ctl, dir), memory_order_relaxed);
     if ((epoch & 1) && epoch != self->woke [dir]) {
         self->woke [dir] = epoch;
-        //  A full socket means the peer has unread records, so it will
-        //  wake anyway: dropping this WAKE then loses nothing
+        //  A full pipe or socket means the peer has unread wake-ups or
+        //  records, so it will wake anyway: dropping this one loses nothing
         shmipc__channel_link_send_wake (self->link);
     }
 }

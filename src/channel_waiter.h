@@ -13,8 +13,9 @@
     Wake-up protocol (Dekker style, seq_cst fences on both sides):
         sleeper: flag := odd epoch; fence; re-check ring; sleep on socket
         waker:   publish index; fence; if peer flag odd and not yet woken
-                 for that epoch: send one WAKE record
-    So a WAKE crosses the socket at most once per sleep, never per message.
+                 for that epoch: write one byte into the peer's wake pipe
+                 (or, if it sent none, one WAKE record on the socket)
+    So a wake-up crosses at most once per sleep, never per message.
     Only two places read the socket while data flows: the start of a wait
     that finds its flag armed (not for a non-blocking call of an
     events-driven caller, which calls events before it sleeps), and

@@ -282,6 +282,15 @@ shmipc_segment_fd (shmipc_segment_t *self)
     return self->fd;
 }
 
+void
+shmipc_segment_close_fd (shmipc_segment_t *self)
+{
+    assert (self);
+    if (self->fd >= 0)
+        close (self->fd);
+    self->fd = -1;
+}
+
 bool
 shmipc_segment_writable (shmipc_segment_t *self)
 {

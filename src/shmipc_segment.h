@@ -70,9 +70,15 @@ void *
 size_t
     shmipc_segment_size (shmipc_segment_t *self);
 
-//  Return the memfd, to send it to a peer. Still owned by the segment.
+//  Return the memfd, to send it to a peer (-1 once closed). Still owned by
+//  the segment.
 int
     shmipc_segment_fd (shmipc_segment_t *self);
+
+//  Close the memfd once no peer needs it sent: the mapping stays, and a
+//  connection costs no descriptor for it from then on.
+void
+    shmipc_segment_close_fd (shmipc_segment_t *self);
 
 //  Return true if this process may write the mapping (it created it).
 bool

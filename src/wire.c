@@ -122,6 +122,10 @@ shmipc__wire_decode (const uint8_t *buffer, size_t size,
             if (size != SHMIPC__RECORD_HEAD || record->value != 0)
                 return s_bad (reason, "bad POOL");
             return 0;
+        case SHMIPC__WIRE_PIPE:
+            if (size != SHMIPC__RECORD_HEAD || record->value != 0)
+                return s_bad (reason, "bad PIPE");
+            return 0;
         case SHMIPC__WIRE_CTRL:
             if (record->value > SHMIPC_CTRL_MAX
             ||  size != SHMIPC__RECORD_HEAD + record->value)

@@ -12,6 +12,9 @@
     ACK    type=4 0 0 0 u32:consumed          (control messages read so far)
     POOL   type=5 0 0 0 u32:0                 (+ one descriptor: the sender's
                                                loan pool, at most once)
+    PIPE   type=6 0 0 0 u32:0                 (+ one descriptor: a pipe of the
+                                               sender's; wake it by writing
+                                               a byte there, at most once)
     =========================================================================
 */
 
@@ -25,11 +28,13 @@
 #define SHMIPC__WIRE_CTRL    3
 #define SHMIPC__WIRE_ACK     4
 #define SHMIPC__WIRE_POOL    5
+#define SHMIPC__WIRE_PIPE    6
 
 #define SHMIPC__WIRE_MAGIC   0x484d4853u     //  "SHMH"
 //  2: PAD and LOAN records, hold tables and POOL (a version 1 peer would
-//  overwrite what we hold): version 1 peers are refused
-#define SHMIPC__WIRE_VERSION 2
+//  overwrite what we hold). 3: PIPE (a version 2 peer would take it for a
+//  violation). Older peers are refused at the HELLO
+#define SHMIPC__WIRE_VERSION 3
 
 //  Fixed part of a HELLO; other records have an 8-byte header.
 #define SHMIPC__HELLO_FIXED  26

@@ -31,7 +31,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -1020,6 +1022,243 @@ test_channel_resends_ack_that_found_the_socket_full (void **state)
 }
 
 //  --------------------------------------------------------------------------
+//  Wake pipes: PIPE records on the socket, bytes in the pipes
+
+//  Send a PIPE record by hand: value, then nfds descriptors.
+static void
+s_fake_send_pipe (s_fake_t *fake, uint32_t value, const int *fds, size_t nfds)
+{
+    uint8_t record [SHMIPC__RECORD_HEAD];
+    shmipc__wire_header (record, SHMIPC__WIRE_PIPE, value);
+    assert_int_equal (shmipc_fdpass_send (fake->sock, record, sizeof record, fds, nfds, 0),
+                      sizeof record);
+}
+
+//  Take the victim's PIPE record, which follows its HELLO: return the write
+//  end of its wake pipe.
+static int
+s_fake_take_pipe (s_fake_t *fake)
+{
+    uint8_t buffer [SHMIPC__WIRE_MAX];
+    int fd = -1;
+    size_t nfds = 0;
+    ssize_t rc = shmipc_fdpass_recv (fake->sock, buffer, sizeof buffer, &fd, 1, &nfds, 0);
+    assert_int_equal (rc, SHMIPC__RECORD_HEAD);
+    shmipc__wire_t record;
+    const char *reason;
+    assert_int_equal (shmipc__wire_decode (buffer, (size_t) rc, &record, &reason), 0);
+    assert_int_equal (record.type, SHMIPC__WIRE_PIPE);
+    assert_int_equal (nfds, 1);
+    return fd;
+}
+
+//  Return 1 if fd is readable now, else 0.
+static int
+s_readable (int fd)
+{
+    struct pollfd item = { .fd = fd, .events = POLLIN };
+    return poll (&item, 1, 0) == 1 && (item.revents & POLLIN) ? 1 : 0;
+}
+
+//  Count WAKE records waiting on the fake's socket, reading them all.
+static int
+s_fake_count_wakes (s_fake_t *fake)
+{
+    uint8_t buffer [SHMIPC__WIRE_MAX];
+    int wakes = 0;
+    ssize_t rc;
+    while ((rc = recv (fake->sock, buffer, sizeof buffer, MSG_DONTWAIT)) > 0)
+        if (buffer [0] == SHMIPC__WIRE_WAKE)
+            wakes++;
+    return wakes;
+}
+
+static void
+test_channel_refuses_pipe_records_that_break_the_rules (void **state)
+{
+    tu_baseline_t baseline = tu_baseline ();
+    int fds_before = tu_fd_count ();
+    char fifo [256];
+    snprintf (fifo, sizeof fifo, "/tmp/shmipc-test-fifo-%d", (int) getpid ());
+    static const char *reasons [] = {
+        "PIPE twice or without a descriptor",               //  0: no descriptor
+        "PIPE twice or without a descriptor",               //  1: twice
+        "bad PIPE",                                         //  2: value 1
+        "bad PIPE",                                         //  3: a payload
+        "descriptors or oversize record on the socket",     //  4: two descriptors
+        "PIPE descriptor is not a pipe",                    //  5: a memfd
+        "PIPE descriptor is not a pipe",                    //  6: a socket
+        "PIPE descriptor is not a pipe",                    //  7: /dev/null
+        "PIPE descriptor is not a pipe",                    //  8: a named FIFO
+        "PIPE descriptor is not a pipe",                    //  9: an eventfd
+    };
+    for (int kind = 0; kind < 10; kind++) {
+        s_fake_t fake;
+        shmipc_channel_t *victim = s_fake_new (&fake, 4096);
+        int fds_open = tu_fd_count ();
+        int kept = 0;                   //  Descriptors the victim keeps till destroyed
+        int ends [2];
+        assert_int_equal (pipe2 (ends, O_CLOEXEC), 0);
+        int fds [2] = { ends [1], ends [1] };
+        int other = -1;
+        if (kind == 0)
+            s_fake_send_pipe (&fake, 0, NULL, 0);
+        else
+        if (kind == 1) {
+            s_fake_send_pipe (&fake, 0, fds, 1);
+            assert_int_equal (shmipc_channel_events (victim), SHMIPC_POLLOUT);
+            assert_int_equal (tu_fd_count (), fds_open + 2 + 1);
+            kept = 1;                   //  Its own description of our pipe
+            s_fake_send_pipe (&fake, 0, fds, 1);
+        }
+        else
+        if (kind == 2)
+            s_fake_send_pipe (&fake, 1, fds, 1);
+        else
+        if (kind == 3) {
+            uint8_t record [SHMIPC__RECORD_HEAD + 8] = { 0 };
+            shmipc__wire_header (record, SHMIPC__WIRE_PIPE, 0);
+            assert_int_equal (shmipc_fdpass_send (fake.sock, record, sizeof record, fds, 1, 0),
+                              sizeof record);
+        }
+        else
+        if (kind == 4)
+            s_fake_send_pipe (&fake, 0, fds, 2);
+        else {
+            if (kind == 5)
+                other = memfd_create ("shmipc:notapipe", MFD_CLOEXEC);
+            else
+            if (kind == 6) {
+                int pair [2];
+                assert_int_equal (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair), 0);
+                close (pair [1]);
+                other = pair [0];
+            }
+            else
+            if (kind == 7)
+                other = open ("/dev/null", O_WRONLY | O_CLOEXEC);
+            else
+            if (kind == 8) {
+                assert_int_equal (mkfifo (fifo, 0600), 0);
+                other = open (fifo, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+            }
+            else
+                other = eventfd (0, EFD_CLOEXEC);
+            assert_true (other >= 0);
+            s_fake_send_pipe (&fake, 0, &other, 1);
+        }
+        assert_int_equal (shmipc_channel_events (victim), SHMIPC_POLLERR);
+        assert_string_equal (shmipc_channel_reason (victim), reasons [kind]);
+        s_assert_eproto (victim, &fake);
+        //  What came with the record is closed at once
+        assert_int_equal (tu_fd_count (), fds_open + 2 + (other >= 0) + kept);
+        shmipc_channel_destroy (&victim);
+        close (ends [0]);
+        close (ends [1]);
+        if (other >= 0)
+            close (other);
+        if (kind == 8)
+            unlink (fifo);
+        s_fake_destroy (&fake);
+        assert_int_equal (tu_fd_count (), fds_before);
+    }
+    tu_assert_baseline (baseline);
+}
+
+//  The fake makes the victim's wake pipe blocking (the description it sent
+//  is shared with the one it kept), fills it, and closes its read end: the
+//  victim's wakes must neither block nor raise SIGPIPE, since it writes
+//  through a description of its own that also reads.
+static void
+test_channel_wakes_through_the_peer_pipe_and_never_blocks_on_it (void **state)
+{
+    tu_baseline_t baseline = tu_baseline ();
+    s_fake_t fake;
+    shmipc_channel_t *victim = s_fake_new (&fake, 4096);
+    int ends [2];
+    assert_int_equal (pipe2 (ends, O_CLOEXEC | O_NONBLOCK), 0);
+    s_fake_send_pipe (&fake, 0, &ends [1], 1);
+    assert_int_equal (shmipc_channel_events (victim), SHMIPC_POLLOUT);
+    (void) s_fake_count_wakes (&fake);
+
+    //  An honest wake: the fake says it sleeps, the victim sends one byte
+    //  into the pipe, not a WAKE record
+    s_fake_store (&fake, S_RX_SLEEP, 1);
+    assert_int_equal (shmipc_channel_send (victim, "a", 1, 0), 0);
+    uint8_t bytes [8];
+    assert_int_equal (read (ends [0], bytes, sizeof bytes), 1);
+    assert_int_equal (s_fake_count_wakes (&fake), 0);
+    shmipc_channel_stats_t stats;
+    shmipc_channel_stats (victim, &stats);
+    assert_int_equal (stats.wakeups_sent, 1);
+
+    //  Fill the pipe, then make the shared description blocking
+    size_t filled = 0;
+    while (write (ends [1], "x", 1) == 1)
+        filled++;
+    assert_int_equal (errno, EAGAIN);
+    assert_true (filled > 0);
+    int flags = fcntl (ends [1], F_GETFL);
+    assert_int_equal (fcntl (ends [1], F_SETFL, flags & ~O_NONBLOCK), 0);
+    //  A blocked write would stop this test: let the alarm fail it instead
+    alarm (20);
+    s_fake_store (&fake, S_RX_SLEEP, 3);
+    assert_int_equal (shmipc_channel_send (victim, "b", 1, 0), 0);
+    shmipc_channel_stats (victim, &stats);
+    assert_int_equal (stats.wakeups_sent, 1);       //  Dropped: the pipe has some
+
+    //  No reader left but the victim's own description: no SIGPIPE, no EPIPE
+    close (ends [0]);
+    close (ends [1]);
+    s_fake_store (&fake, S_RX_SLEEP, 5);
+    assert_int_equal (shmipc_channel_send (victim, "c", 1, 0), 0);
+    alarm (0);
+    assert_int_equal (shmipc_channel_error (victim), 0);
+    assert_true (shmipc_channel_events (victim) & SHMIPC_POLLOUT);
+    shmipc_channel_destroy (&victim);
+    s_fake_destroy (&fake);
+    tu_assert_baseline (baseline);
+}
+
+//  The fake fills the victim's wake pipe and closes its write end: the
+//  victim reads what a wake may have left once it has armed (a bounded
+//  number of reads), its wake descriptor then rests, and never hangs up.
+static void
+test_channel_drains_a_flooded_wake_pipe_and_it_never_hangs_up (void **state)
+{
+    tu_baseline_t baseline = tu_baseline ();
+    s_fake_t fake;
+    shmipc_channel_t *victim = s_fake_new (&fake, 4096);
+    int give = s_fake_take_pipe (&fake);
+    int wake = shmipc_channel_wake_fd (victim);
+    assert_true (wake >= 0);
+    //  One page: all a peer can make the kernel hold for our wake-ups
+    assert_int_equal (fcntl (give, F_GETPIPE_SZ), 4096);
+    assert_int_equal (fcntl (give, F_SETFL, O_NONBLOCK), 0);
+    size_t filled = 0;
+    while (write (give, "x", 1) == 1)
+        filled++;
+    assert_int_equal (filled, 4096);
+    close (give);
+    assert_int_equal (s_readable (wake), 1);
+    //  The first events arms (it reads the pipe only once a flag was armed
+    //  since the last read: until then an honest peer writes nothing)
+    assert_int_equal (shmipc_channel_events (victim), SHMIPC_POLLOUT);
+    assert_int_equal (shmipc_channel_events (victim), SHMIPC_POLLOUT);
+    assert_int_equal (s_readable (wake), 0);
+    shmipc_channel_stats_t stats;
+    shmipc_channel_stats (victim, &stats);
+    assert_int_equal (stats.wakeups_received, 4096);
+    //  The write end is gone, and still no hang-up: nothing to spin on
+    struct pollfd item = { .fd = wake, .events = POLLIN };
+    assert_int_equal (poll (&item, 1, 0), 0);
+    assert_int_equal (shmipc_channel_error (victim), 0);
+    shmipc_channel_destroy (&victim);
+    s_fake_destroy (&fake);
+    tu_assert_baseline (baseline);
+}
+
+//  --------------------------------------------------------------------------
 //  Loans: POOL records on the socket, LOAN records in the ring
 
 //  The data area of the fake's pool (two units, after the segment header).
@@ -1941,6 +2180,9 @@ main (void)
         cmocka_unit_test (test_channel_refuses_bad_socket_records_after_handshake),
         cmocka_unit_test (test_channel_refuses_peer_that_ignores_ctrl_window),
         cmocka_unit_test (test_channel_resends_ack_that_found_the_socket_full),
+        cmocka_unit_test (test_channel_refuses_pipe_records_that_break_the_rules),
+        cmocka_unit_test (test_channel_wakes_through_the_peer_pipe_and_never_blocks_on_it),
+        cmocka_unit_test (test_channel_drains_a_flooded_wake_pipe_and_it_never_hangs_up),
         cmocka_unit_test (test_channel_refuses_loan_record_before_any_pool),
         cmocka_unit_test (test_channel_takes_pool_still_queued_on_its_socket_at_first_loan),
         cmocka_unit_test (test_channel_refuses_pool_records_that_break_the_rules),
