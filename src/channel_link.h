@@ -1,7 +1,7 @@
 /*  =========================================================================
     channel_link.h - the channel's socket: its state, the records that
-    cross it after the handshake (WAKE, ACK, CTRL), the control window,
-    and sleeping on it (and on our wake pipe)
+    cross it after the handshake (WAKE, ACK, CTRL, POOL, PIPE), the control
+    window, and sleeping on it (and on our wake pipe)
 
     Owns: the connected SEQPACKET socket (from the end of construction on),
     the two wake pipes (ours, and our description of the peer's: see

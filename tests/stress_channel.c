@@ -15,7 +15,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -358,8 +357,7 @@ s_full_duplex (shmipc_channel_t *channel, long count, size_t shape)
                 C_CHECK (errno == EAGAIN);
         }
         if (!progress) {
-            struct pollfd item = { .fd = shmipc_channel_fd (channel), .events = POLLIN };
-            C_CHECK (poll (&item, 1, S_PATIENCE_MS) == 1);
+            C_CHECK (tu_channel_wait (channel, S_PATIENCE_MS, NULL) >= 1);
         }
     }
     shmipc_msg_destroy (&msg);

@@ -14,6 +14,7 @@
 #include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,14 +25,31 @@
 //  --------------------------------------------------------------------------
 //  Helpers
 
-//  Return true if the channel's descriptor is readable within timeout_ms.
+//  Return true if the channel's descriptors (the socket and, once the
+//  handshake has made it, the wake pipe) say something within timeout_ms.
 static bool
 s_readable (shmipc_channel_t *channel, int timeout_ms)
 {
-    struct pollfd item = { .fd = shmipc_channel_fd (channel), .events = POLLIN };
-    int rc = poll (&item, 1, timeout_ms);
+    int rc = tu_channel_wait (channel, timeout_ms, NULL);
     assert_true (rc >= 0);
-    return rc > 0 && (item.revents & POLLIN);
+    return rc > 0;
+}
+
+//  Make a pair whose descriptors are quiet. The handshake leaves each side
+//  the peer's PIPE record on its socket (sent after the HELLOs), so each
+//  is readable once: events takes the record, and from then on the peer
+//  wakes that side through its wake pipe.
+static void
+s_pair_settled (size_t capacity_a, size_t capacity_b,
+                shmipc_channel_t **a, shmipc_channel_t **b)
+{
+    tu_channel_pair (capacity_a, capacity_b, a, b);
+    assert_true (s_readable (*a, 0));
+    assert_true (s_readable (*b, 0));
+    assert_int_equal (shmipc_channel_events (*a), SHMIPC_POLLOUT);
+    assert_int_equal (shmipc_channel_events (*b), SHMIPC_POLLOUT);
+    assert_false (s_readable (*a, 0));
+    assert_false (s_readable (*b, 0));
 }
 
 //  Return a new buffer of size bytes (at least one) patterned from seed.
@@ -700,7 +718,7 @@ test_channel_fd_becomes_readable_when_a_quarter_frees_after_eagain (void **state
 {
     tu_baseline_t baseline = tu_baseline ();
     shmipc_channel_t *a, *b;
-    tu_channel_pair (4096, 4096, &a, &b);
+    s_pair_settled (4096, 4096, &a, &b);
     uint8_t buffer [500];
     memset (buffer, 1, sizeof buffer);
     while (shmipc_channel_send (a, buffer, sizeof buffer, SHMIPC_DONTWAIT) == 0)
@@ -1130,7 +1148,7 @@ test_channel_fd_becomes_readable_when_message_arrives_after_eagain (void **state
 {
     tu_baseline_t baseline = tu_baseline ();
     shmipc_channel_t *a, *b;
-    tu_channel_pair (4096, 4096, &a, &b);
+    s_pair_settled (4096, 4096, &a, &b);
     shmipc_msg_t *msg = shmipc_msg_new ();
     for (uint64_t round = 0; round < 3; round++) {
         assert_int_equal (shmipc_channel_recv_into (b, msg, SHMIPC_DONTWAIT), -1);
@@ -1425,6 +1443,265 @@ test_channel_held_frames_stay_intact_while_the_ring_laps (void **state)
     tu_assert_baseline (baseline);
 }
 
+//  --------------------------------------------------------------------------
+//  The wake pipe (wire version 3): each side is woken through a pipe of
+//  its own, the second descriptor a poll loop watches
+
+//  Return true if fd is an anonymous pipe.
+static bool
+s_is_pipe (int fd)
+{
+    char path [64], link [64];
+    snprintf (path, sizeof path, "/proc/self/fd/%d", fd);
+    ssize_t size = readlink (path, link, sizeof link - 1);
+    if (size <= 0)
+        return false;
+    link [size] = 0;
+    return strncmp (link, "pipe:[", 6) == 0;
+}
+
+static void
+test_channel_wake_fd_is_a_pipe_made_by_the_handshake_and_never_hangs_up (void **state)
+{
+    tu_baseline_t baseline = tu_baseline ();
+    int pair [2];
+    assert_int_equal (socketpair (AF_UNIX, SOCK_SEQPACKET, 0, pair), 0);
+    shmipc_channel_t *a = shmipc_channel_new (pair [0], "a", 4096, SHMIPC_CLIENT);
+    assert_non_null (a);
+    shmipc_channel_t *b = shmipc_channel_new (pair [1], "b", 4096, SHMIPC_SERVER);
+    assert_non_null (b);
+    //  None before the handshake: a poll loop watches the socket alone
+    assert_int_equal (shmipc_channel_wake_fd (a), -1);
+    assert_int_equal (shmipc_channel_wake_fd (b), -1);
+    //  Each side makes its own once it has sent its HELLO
+    assert_int_equal (shmipc_channel_handshake (b, 1000), 0);
+    assert_true (shmipc_channel_wake_fd (b) >= 0);
+    assert_int_equal (shmipc_channel_wake_fd (a), -1);
+    assert_int_equal (shmipc_channel_handshake (a, 1000), 0);
+    int wake [2] = { shmipc_channel_wake_fd (a), shmipc_channel_wake_fd (b) };
+    assert_true (wake [0] >= 0);
+    assert_int_not_equal (wake [0], wake [1]);
+    for (int side = 0; side < 2; side++) {
+        assert_int_not_equal (wake [side], shmipc_channel_fd (a));
+        assert_int_not_equal (wake [side], shmipc_channel_fd (b));
+        assert_true (s_is_pipe (wake [side]));
+        //  Never blocks a caller that reads it, and no child inherits it
+        assert_true (fcntl (wake [side], F_GETFL) & O_NONBLOCK);
+        assert_true (fcntl (wake [side], F_GETFD) & FD_CLOEXEC);
+    }
+    //  It stays the same while messages and wake-ups flow
+    shmipc_msg_t *msg = shmipc_msg_new ();
+    for (uint64_t round = 0; round < 3; round++) {
+        s_assert_recv_fails (b, EAGAIN);
+        s_send_pattern (a, 10, round);
+        assert_true (s_readable (b, 0));
+        s_recv_pattern (b, msg, 10, round);
+        assert_int_equal (shmipc_channel_events (a), SHMIPC_POLLOUT);
+    }
+    assert_int_equal (shmipc_channel_wake_fd (a), wake [0]);
+    assert_int_equal (shmipc_channel_wake_fd (b), wake [1]);
+    //  The peer going away shows on the socket: the pipe never hangs up
+    //  (b reads and writes it through a description of its own), so a
+    //  poll loop does not spin on it once the peer is gone
+    assert_int_equal (shmipc_channel_events (b), SHMIPC_POLLOUT);
+    assert_false (s_readable (b, 0));
+    shmipc_channel_destroy (&a);
+    int woke = 0;
+    assert_int_equal (tu_channel_wait (b, 1000, &woke), 1);
+    assert_int_equal (woke, 1);
+    struct pollfd item = { .fd = wake [1], .events = POLLIN };
+    assert_int_equal (poll (&item, 1, 0), 0);
+    assert_true (shmipc_channel_events (b) & SHMIPC_POLLERR);
+    assert_int_equal (shmipc_channel_wake_fd (b), wake [1]);
+    shmipc_msg_destroy (&msg);
+    shmipc_channel_destroy (&b);
+    tu_assert_baseline (baseline);
+}
+
+//  A poll loop in a thread of its own: events, then one wait on both
+//  descriptors, then events again.
+typedef struct {
+    shmipc_channel_t *channel;
+    atomic_int armed;               //  1 once the first events has run
+    int events_before;              //  What it said before the wait
+    int rc;                         //  tu_channel_wait's result
+    int woke;                       //  Which descriptors ended the wait
+    int events_after;               //  What events said after it
+} s_poller_t;
+
+static void *
+s_poll_once (void *arg)
+{
+    s_poller_t *poller = (s_poller_t *) arg;
+    poller->events_before = shmipc_channel_events (poller->channel);
+    atomic_store (&poller->armed, 1);
+    poller->rc = tu_channel_wait (poller->channel, 10000, &poller->woke);
+    poller->events_after = shmipc_channel_events (poller->channel);
+    return NULL;
+}
+
+//  A receiver in a thread of its own: count one-frame messages of 30
+//  bytes patterned from seed, seed + 1..., each a blocking receive.
+typedef struct {
+    shmipc_channel_t *channel;
+    uint64_t seed;
+    long count;
+    long received;                  //  How many came, and were right
+    int error;                      //  errno of the receive that failed, or 0
+} s_receiver_t;
+
+static void *
+s_receive_blocking (void *arg)
+{
+    s_receiver_t *receiver = (s_receiver_t *) arg;
+    shmipc_msg_t *msg = shmipc_msg_new ();
+    for (long index = 0; msg && index < receiver->count; index++) {
+        if (shmipc_channel_recv_into (receiver->channel, msg, 0)) {
+            receiver->error = errno;
+            break;
+        }
+        if (shmipc_msg_frames (msg) != 1 || shmipc_msg_size (msg, 0) != 30
+        ||  !tu_check (shmipc_msg_data (msg, 0), 30, receiver->seed + (uint64_t) index)) {
+            receiver->error = EBADMSG;
+            break;
+        }
+        receiver->received++;
+    }
+    shmipc_msg_destroy (&msg);
+    return NULL;
+}
+
+static void
+test_channel_wake_fd_exists_after_handshake_and_wakes_a_poller (void **state)
+{
+    //  Threads' stacks and arenas cached first: not counted as ours
+    assert_int_equal (tu_warm_threads (1), 0);
+    tu_baseline_t baseline = tu_baseline ();
+    shmipc_channel_t *a, *b;
+    tu_channel_pair (4096, 4096, &a, &b);
+    assert_true (shmipc_channel_wake_fd (a) >= 0);
+    assert_true (shmipc_channel_wake_fd (b) >= 0);
+    shmipc_msg_t *msg = shmipc_msg_new ();
+    shmipc_channel_stats_t stats;
+    //  b takes a's PIPE record; a has not read b's yet, so it still wakes
+    //  b with a WAKE record on the socket
+    assert_int_equal (shmipc_channel_events (b), SHMIPC_POLLOUT);
+    assert_false (s_readable (b, 0));
+    s_send_pattern (a, 10, 1);
+    int woke = 0;
+    assert_int_equal (tu_channel_wait (b, 0, &woke), 1);
+    assert_int_equal (woke, 1);
+    assert_int_equal (shmipc_channel_events (b), SHMIPC_POLLIN | SHMIPC_POLLOUT);
+    s_recv_pattern (b, msg, 10, 1);
+    shmipc_channel_stats (a, &stats);
+    assert_int_equal (stats.wakeups_sent, 1);
+    shmipc_channel_stats (b, &stats);
+    assert_int_equal (stats.wakeups_received, 1);
+    //  a takes b's PIPE record: from now on it wakes b through b's pipe
+    assert_int_equal (shmipc_channel_events (a), SHMIPC_POLLOUT);
+    s_poller_t poller = { .channel = b };
+    pthread_t thread;
+    assert_int_equal (pthread_create (&thread, NULL, s_poll_once, &poller), 0);
+    for (int waited = 0; !atomic_load (&poller.armed) && waited < 10000; waited++)
+        usleep (1000);
+    assert_true (atomic_load (&poller.armed));
+    usleep (20000);             //  Most likely asleep in poll by now
+    s_send_pattern (a, 20, 2);
+    assert_int_equal (pthread_join (thread, NULL), 0);
+    assert_int_equal (poller.events_before, SHMIPC_POLLOUT);
+    //  Woken by the pipe alone: nothing crossed the socket
+    assert_int_equal (poller.rc, 1);
+    assert_int_equal (poller.woke, 2);
+    assert_int_equal (poller.events_after, SHMIPC_POLLIN | SHMIPC_POLLOUT);
+    s_recv_pattern (b, msg, 20, 2);
+    shmipc_channel_stats (a, &stats);
+    assert_int_equal (stats.wakeups_sent, 2);
+    shmipc_channel_stats (b, &stats);
+    assert_int_equal (stats.wakeups_received, 2);
+    //  events read the byte: both descriptors are quiet again
+    assert_false (s_readable (b, 0));
+
+    //  Blocking receives that sleep in another thread are woken too, each
+    //  long before its timeout
+    shmipc_channel_set_rcvtimeo (b, 10000);
+    s_receiver_t receiver = { .channel = b, .seed = 100, .count = 20 };
+    assert_int_equal (pthread_create (&thread, NULL, s_receive_blocking, &receiver), 0);
+    for (long index = 0; index < receiver.count; index++) {
+        usleep (5000);
+        s_send_pattern (a, 30, receiver.seed + (uint64_t) index);
+    }
+    assert_int_equal (pthread_join (thread, NULL), 0);
+    assert_int_equal (receiver.error, 0);
+    assert_int_equal (receiver.received, receiver.count);
+    shmipc_channel_stats (a, &stats);
+    uint64_t sent = stats.wakeups_sent;
+    assert_true (sent > 2 && sent <= 2 + (uint64_t) receiver.count);
+    //  Every byte a wrote, b reads: at the latest in events, which reads
+    //  what a late wake-up left for a receive that did not sleep
+    assert_int_equal (shmipc_channel_events (b), SHMIPC_POLLOUT);
+    shmipc_channel_stats (b, &stats);
+    assert_int_equal (stats.wakeups_received, sent);
+    assert_false (s_readable (b, 0));
+    shmipc_msg_destroy (&msg);
+    shmipc_channel_destroy (&a);
+    shmipc_channel_destroy (&b);
+    tu_assert_baseline (baseline);
+}
+
+static void
+test_channel_ready_channel_holds_three_descriptors (void **state)
+{
+    //  Socket, our wake pipe, our description of the peer's: the segments'
+    //  memfds are closed once both HELLOs have carried them, and only
+    //  their mappings stay
+    tu_baseline_t baseline = tu_baseline ();
+    int fds = tu_fd_count ();
+    int pipes = tu_fds_linked_to ("pipe:[");
+    int memfds = tu_fds_linked_to ("/memfd:");
+    int maps = tu_maps_with (TU_SEGMENT_MAPPING);
+    int pair [2];
+    assert_int_equal (socketpair (AF_UNIX, SOCK_SEQPACKET, 0, pair), 0);
+    shmipc_channel_t *a = shmipc_channel_new (pair [0], "a", 4096, SHMIPC_CLIENT);
+    assert_non_null (a);
+    shmipc_channel_t *b = shmipc_channel_new (pair [1], "b", 4096, SHMIPC_SERVER);
+    assert_non_null (b);
+    //  The client's segment waits for the server's answer
+    assert_int_equal (tu_fd_count (), fds + 3);
+    assert_int_equal (tu_fds_linked_to ("/memfd:"), memfds + 1);
+    //  The server has what it needs: its wake pipe, no memfd
+    assert_int_equal (shmipc_channel_handshake (b, 1000), 0);
+    assert_int_equal (tu_fd_count (), fds + 4);
+    assert_int_equal (tu_fds_linked_to ("/memfd:"), memfds + 1);
+    assert_int_equal (tu_fds_linked_to ("pipe:["), pipes + 1);
+    //  So has the client
+    assert_int_equal (shmipc_channel_handshake (a, 1000), 0);
+    assert_int_equal (tu_fd_count (), fds + 4);
+    assert_int_equal (tu_fds_linked_to ("/memfd:"), memfds);
+    assert_int_equal (tu_fds_linked_to ("pipe:["), pipes + 2);
+    //  Each takes the peer's PIPE record and opens the pipe anew: three each
+    assert_int_equal (shmipc_channel_events (a), SHMIPC_POLLOUT);
+    assert_int_equal (shmipc_channel_events (b), SHMIPC_POLLOUT);
+    assert_int_equal (tu_fd_count (), fds + 2 * 3);
+    assert_int_equal (tu_fds_linked_to ("/memfd:"), memfds);
+    assert_int_equal (tu_fds_linked_to ("pipe:["), pipes + 4);
+    //  The segments are still mapped, and carry messages both ways
+    assert_true (tu_maps_with (TU_SEGMENT_MAPPING) >= maps + 2);
+    shmipc_msg_t *msg = shmipc_msg_new ();
+    for (uint64_t round = 0; round < 3; round++) {
+        s_send_pattern (a, 100, round);
+        s_recv_pattern (b, msg, 100, round);
+        s_send_pattern (b, 3000, round);
+        s_recv_pattern (a, msg, 3000, round);
+    }
+    assert_int_equal (tu_fd_count (), fds + 2 * 3);
+    shmipc_msg_destroy (&msg);
+    shmipc_channel_destroy (&a);
+    shmipc_channel_destroy (&b);
+    assert_int_equal (tu_fd_count (), fds);
+    assert_int_equal (tu_maps_with (TU_SEGMENT_MAPPING), maps);
+    tu_assert_baseline (baseline);
+}
+
 //  The sender's side of the threaded test: count messages, blocking, each
 //  send bounded by the send timeout.
 typedef struct {
@@ -1460,39 +1737,54 @@ s_sender (void *arg)
 }
 
 //  An event loop that calls events before every sleep: its non-blocking
-//  receives leave the WAKE on the socket for events to take, and the loop
-//  still gets every message and sleeps only when there is none.
+//  receives leave the wake-up (a WAKE record on the socket, or a byte in
+//  the wake pipe) for events to take, and the loop still gets every
+//  message and sleeps only when there is none.
 static void
 test_channel_events_driven_receives_leave_the_socket_to_events (void **state)
 {
     tu_baseline_t baseline = tu_baseline ();
-    shmipc_channel_t *a, *b;
-    tu_channel_pair (4096, 4096, &a, &b);
-    shmipc_channel_set_events_driven (b, true);
-    shmipc_msg_t *msg = shmipc_msg_new ();
-    assert_non_null (msg);
-    //  Nothing there: the receive arms b's flag, events () says so
-    assert_int_equal (shmipc_channel_recv_into (b, msg, SHMIPC_DONTWAIT), -1);
-    assert_int_equal (errno, EAGAIN);
-    assert_int_equal (shmipc_channel_events (b) & SHMIPC_POLLIN, 0);
-    assert_false (s_readable (b, 0));
-    for (uint64_t round = 0; round < 50; round++) {
-        //  The writer sees b armed: its message comes with a WAKE
-        assert_int_equal (shmipc_channel_send (a, "hello", 5, 0), 0);
-        assert_true (s_readable (b, 1000));
-        assert_int_equal (shmipc_channel_recv_into (b, msg, SHMIPC_DONTWAIT), 0);
-        assert_int_equal (shmipc_msg_size (msg, 0), 5);
-        //  The next receive finds nothing, and leaves the WAKE where it is
+    //  Twice: before the writer has taken b's PIPE record (WAKE records),
+    //  and after (bytes in b's wake pipe)
+    for (int piped = 0; piped < 2; piped++) {
+        shmipc_channel_t *a, *b;
+        tu_channel_pair (4096, 4096, &a, &b);
+        if (piped)
+            assert_int_equal (shmipc_channel_events (a), SHMIPC_POLLOUT);
+        int woken_on = piped ? 2 : 1;
+        shmipc_channel_set_events_driven (b, true);
+        shmipc_msg_t *msg = shmipc_msg_new ();
+        assert_non_null (msg);
+        //  Nothing there: the receive arms b's flag, events () says so
         assert_int_equal (shmipc_channel_recv_into (b, msg, SHMIPC_DONTWAIT), -1);
         assert_int_equal (errno, EAGAIN);
-        assert_true (s_readable (b, 0));
-        //  events () takes it, and only then is the descriptor quiet
         assert_int_equal (shmipc_channel_events (b) & SHMIPC_POLLIN, 0);
         assert_false (s_readable (b, 0));
+        for (uint64_t round = 0; round < 50; round++) {
+            //  The writer sees b armed: its message comes with a wake-up
+            assert_int_equal (shmipc_channel_send (a, "hello", 5, 0), 0);
+            int woke = 0;
+            assert_int_equal (tu_channel_wait (b, 1000, &woke), 1);
+            assert_int_equal (woke, woken_on);
+            assert_int_equal (shmipc_channel_recv_into (b, msg, SHMIPC_DONTWAIT), 0);
+            assert_int_equal (shmipc_msg_size (msg, 0), 5);
+            //  The next receive finds nothing, and leaves the wake-up
+            //  where it is
+            assert_int_equal (shmipc_channel_recv_into (b, msg, SHMIPC_DONTWAIT), -1);
+            assert_int_equal (errno, EAGAIN);
+            assert_int_equal (tu_channel_wait (b, 0, &woke), 1);
+            assert_int_equal (woke, woken_on);
+            //  events () takes it, and only then are the descriptors quiet
+            assert_int_equal (shmipc_channel_events (b) & SHMIPC_POLLIN, 0);
+            assert_false (s_readable (b, 0));
+        }
+        shmipc_channel_stats_t stats;
+        shmipc_channel_stats (b, &stats);
+        assert_int_equal (stats.wakeups_received, 50);
+        shmipc_msg_destroy (&msg);
+        shmipc_channel_destroy (&a);
+        shmipc_channel_destroy (&b);
     }
-    shmipc_msg_destroy (&msg);
-    shmipc_channel_destroy (&a);
-    shmipc_channel_destroy (&b);
     tu_assert_baseline (baseline);
 }
 
@@ -1843,6 +2135,9 @@ main (void)
         cmocka_unit_test (test_channel_fd_becomes_readable_when_message_arrives_after_eagain),
         cmocka_unit_test (test_channel_fd_is_not_readable_after_events_reported_everything),
         cmocka_unit_test (test_channel_events_reports_pollout_when_blocked_stream_can_go_on),
+        cmocka_unit_test (test_channel_wake_fd_is_a_pipe_made_by_the_handshake_and_never_hangs_up),
+        cmocka_unit_test (test_channel_wake_fd_exists_after_handshake_and_wakes_a_poller),
+        cmocka_unit_test (test_channel_ready_channel_holds_three_descriptors),
         cmocka_unit_test (test_channel_sends_no_wakeup_to_a_reader_that_keeps_up),
         cmocka_unit_test (test_channel_spin_option_still_receives_and_times_out),
         cmocka_unit_test (test_channel_held_frames_stay_intact_while_the_ring_laps),

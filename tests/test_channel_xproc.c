@@ -185,6 +185,18 @@ s_start (int (*fn) (void *), s_job_t *job, shmipc_channel_t **channel)
     return pid;
 }
 
+//  In the parent: wait for the child's PIPE record, which it sends once it
+//  has our HELLO (so it may come after our handshake is done), and take
+//  it, so that our descriptors stay quiet until the child does something.
+static void
+s_take_pipe_record (shmipc_channel_t *channel)
+{
+    struct pollfd item = { .fd = shmipc_channel_fd (channel), .events = POLLIN };
+    assert_int_equal (poll (&item, 1, S_PATIENCE_MS), 1);
+    assert_int_equal (shmipc_channel_events (channel), SHMIPC_POLLOUT);
+    assert_int_equal (tu_channel_wait (channel, 0, NULL), 0);
+}
+
 //  In the parent: close our pipe ends.
 static void
 s_end (s_job_t *job)
@@ -632,6 +644,7 @@ test_channel_blocking_send_completes_as_slow_reader_drains (void **state)
                     .count = tu_scaled (20000, 300) };
     shmipc_channel_t *channel;
     pid_t pid = s_start (s_read_slowly, &job, &channel);
+    s_take_pipe_record (channel);
     uint8_t buffer [1000];
     //  The reader has not started: fill the ring without waiting
     long index = 0;
@@ -643,8 +656,9 @@ test_channel_blocking_send_completes_as_slow_reader_drains (void **state)
     }
     assert_int_equal (errno, EAGAIN);
     assert_int_equal (index, 16384 / shmipc_ring_record_size (1000));
-    struct pollfd item = { .fd = shmipc_channel_fd (channel), .events = POLLIN };
-    assert_int_equal (poll (&item, 1, 0), 0);
+    //  Nothing says we can go on: neither descriptor is readable
+    assert_int_equal (shmipc_channel_events (channel) & SHMIPC_POLLOUT, 0);
+    assert_int_equal (tu_channel_wait (channel, 0, NULL), 0);
     struct mallinfo2 heap_before = mallinfo2 ();
     //  Let it read; every blocking send completes as it drains, and all we
     //  hold meanwhile is the ring
@@ -775,13 +789,12 @@ test_channel_poll_loop_wakes_at_most_once_per_message (void **state)
             received++;
             continue;
         }
-        struct pollfd item = { .fd = shmipc_channel_fd (channel), .events = POLLIN };
-        assert_int_equal (poll (&item, 1, S_PATIENCE_MS), 1);
+        assert_true (tu_channel_wait (channel, S_PATIENCE_MS, NULL) >= 1);
         wakeups++;
     }
     shmipc_channel_stats_t child = s_child_stats (&job);
     assert_int_equal (child.msgs_sent, job.count);
-    print_message ("    %ld messages, %ld poll wake-ups, %llu WAKE records\n",
+    print_message ("    %ld messages, %ld poll wake-ups, %llu wake-ups sent\n",
                    received, wakeups, (unsigned long long) child.wakeups_sent);
     assert_true (wakeups <= job.count + 16);
     shmipc_channel_stats_t stats;
@@ -794,8 +807,7 @@ test_channel_poll_loop_wakes_at_most_once_per_message (void **state)
         assert_int_equal (events & SHMIPC_POLLIN, 0);
         if (events & SHMIPC_POLLERR)
             break;
-        struct pollfd item = { .fd = shmipc_channel_fd (channel), .events = POLLIN };
-        assert_int_equal (poll (&item, 1, S_PATIENCE_MS), 1);
+        assert_true (tu_channel_wait (channel, S_PATIENCE_MS, NULL) >= 1);
     }
     assert_int_equal (shmipc_channel_recv_into (channel, msg, SHMIPC_DONTWAIT), -1);
     assert_int_equal (errno, ECONNRESET);
@@ -833,7 +845,7 @@ test_channel_awake_reader_costs_the_writer_few_wakeups (void **state)
         }
         shmipc_channel_stats_t child = s_child_stats (&job);
         assert_int_equal (child.msgs_sent, job.count);
-        print_message ("    %s: %llu messages, %llu WAKE records, %ld EAGAIN\n",
+        print_message ("    %s: %llu messages, %llu wake-ups sent, %ld EAGAIN\n",
                        round ? "non-blocking spin" : "spin option",
                        (unsigned long long) child.msgs_sent,
                        (unsigned long long) child.wakeups_sent, eagains);
@@ -877,8 +889,7 @@ s_full_duplex (shmipc_channel_t *channel, long count)
                 C_CHECK (errno == EAGAIN);
         }
         if (!progress) {
-            struct pollfd item = { .fd = shmipc_channel_fd (channel), .events = POLLIN };
-            C_CHECK (poll (&item, 1, S_PATIENCE_MS) == 1);
+            C_CHECK (tu_channel_wait (channel, S_PATIENCE_MS, NULL) >= 1);
         }
     }
     shmipc_msg_destroy (&msg);

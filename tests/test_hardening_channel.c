@@ -16,7 +16,6 @@
 #include "util.h"
 #include "wire.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/sockios.h>
@@ -51,21 +50,15 @@ typedef struct {
 static int
 s_memfd_fds (void)
 {
-    DIR *dir = opendir ("/proc/self/fd");
-    assert_non_null (dir);
-    int count = 0;
-    struct dirent *entry;
-    while ((entry = readdir (dir))) {
-        char path [300], link [512];
-        snprintf (path, sizeof path, "/proc/self/fd/%s", entry->d_name);
-        ssize_t size = readlink (path, link, sizeof link - 1);
-        if (size > 0) {
-            link [size] = 0;
-            count += strncmp (link, "/memfd:", 7) == 0;
-        }
-    }
-    closedir (dir);
-    return count;
+    return tu_fds_linked_to ("/memfd:");
+}
+
+//  Return the number of our descriptors that are pipes (a ready channel
+//  keeps two: its wake pipe and its description of the peer's).
+static int
+s_pipe_fds (void)
+{
+    return tu_fds_linked_to ("pipe:[");
 }
 
 //  Return the number of our mappings of memfds.
@@ -211,11 +204,15 @@ test_server_channel_creates_no_memfd_before_the_client_hello (void **state)
     assert_non_null (listener);
     int fds = s_memfd_fds ();
     int maps = s_memfd_maps ();
+    int pipes = s_pipe_fds ();
     s_pending_t pending;
     s_pending_new (&pending, listener, endpoint);
-    //  No segment here, and no descriptor or record on its way to the peer
+    //  No segment here, no wake pipe (made once the handshake is done), and
+    //  no descriptor or record on its way to the peer
     assert_int_equal (s_memfd_fds (), fds);
     assert_int_equal (s_memfd_maps (), maps);
+    assert_int_equal (s_pipe_fds (), pipes);
+    assert_int_equal (shmipc_channel_wake_fd (pending.server), -1);
     assert_int_equal (s_queued (pending.client), 0);
     assert_true (shmipc_channel_deadline (pending.server) > 0);
     //  At the deadline it is closed, still without ever making one
@@ -224,6 +221,7 @@ test_server_channel_creates_no_memfd_before_the_client_hello (void **state)
     assert_int_equal (errno, ETIMEDOUT);
     assert_int_equal (s_memfd_fds (), fds);
     assert_int_equal (s_memfd_maps (), maps);
+    assert_int_equal (s_pipe_fds (), pipes);
     char byte;
     assert_int_equal (recv (pending.client, &byte, 1, MSG_DONTWAIT), 0);
     s_pending_destroy (&pending);
@@ -247,6 +245,7 @@ test_200_pending_server_channels_cost_less_than_one_mib (void **state)
         s_pending_destroy (&pending [index]);
     int fds = s_memfd_fds ();
     int maps = s_memfd_maps ();
+    int pipes = s_pipe_fds ();
     long rss = tu_rss_kib ();
     long shmem = s_rss_shmem_kib ();
     for (int index = 0; index < S_PENDING; index++)
@@ -258,6 +257,7 @@ test_200_pending_server_channels_cost_less_than_one_mib (void **state)
                    rss_cost * 1024 / S_PENDING);
     assert_int_equal (s_memfd_fds (), fds);
     assert_int_equal (s_memfd_maps (), maps);
+    assert_int_equal (s_pipe_fds (), pipes);
     assert_true (shmem_cost < 1024);
     for (int index = 0; index < S_PENDING; index++)
         assert_int_equal (s_queued (pending [index].client), 0);
@@ -281,6 +281,7 @@ test_server_creates_its_segment_on_client_hello_and_both_complete (void **state)
     assert_non_null (listener);
     int fds = s_memfd_fds ();
     int maps = s_memfd_maps ();
+    int pipes = s_pipe_fds ();
     int sock = shmipc_endpoint_connect (endpoint, 0);
     assert_true (sock >= 0);
     shmipc_channel_t *client = shmipc_channel_new (sock, "client", 4096, SHMIPC_CLIENT);
@@ -297,18 +298,29 @@ test_server_creates_its_segment_on_client_hello_and_both_complete (void **state)
     assert_int_equal (shmipc_channel_handshake (client, 0), -1);
     assert_int_equal (errno, EAGAIN);
     //  The server takes the client's HELLO: it attaches the client's segment,
-    //  makes its own and answers
+    //  makes its own and answers. Both segments' memfds have then done
+    //  their work (our HELLO carried ours, the peer's came with its HELLO),
+    //  so a ready channel closes them and keeps only the mappings: of the
+    //  memfds only the client's own stays open, until its handshake ends
     assert_int_equal (shmipc_channel_handshake (server, 0), 0);
     assert_true (shmipc_channel_ready (server));
     assert_string_equal (shmipc_channel_peer_name (server), "client");
     assert_int_equal (shmipc_channel_peer_capacity (server), 4096);
-    assert_int_equal (s_memfd_fds (), fds + 3);
+    assert_int_equal (s_memfd_fds (), fds + 1);
     assert_int_equal (s_memfd_maps (), maps + 3 * S_MAPS);
+    //  And it has made the pipe the client will wake it through
+    assert_int_equal (s_pipe_fds (), pipes + 1);
+    assert_true (shmipc_channel_wake_fd (server) >= 0);
+    assert_int_equal (shmipc_channel_wake_fd (client), -1);
+    //  The client attaches the server's segment and closes both memfds too:
+    //  four mappings, no memfd descriptor left
     assert_int_equal (shmipc_channel_handshake (client, 0), 0);
     assert_string_equal (shmipc_channel_peer_name (client), "server");
     assert_int_equal (shmipc_channel_peer_capacity (client), 8192);
-    assert_int_equal (s_memfd_fds (), fds + 4);
+    assert_int_equal (s_memfd_fds (), fds);
     assert_int_equal (s_memfd_maps (), maps + 4 * S_MAPS);
+    assert_int_equal (s_pipe_fds (), pipes + 2);
+    assert_true (shmipc_channel_wake_fd (client) >= 0);
     //  And messages go both ways
     assert_int_equal (shmipc_channel_send (client, "ping", 4, 0), 0);
     shmipc_msg_t *msg = shmipc_channel_recv (server, 0);
@@ -320,10 +332,13 @@ test_server_creates_its_segment_on_client_hello_and_both_complete (void **state)
     assert_non_null (msg);
     assert_memory_equal (shmipc_msg_data (msg, 0), "ping", 4);
     shmipc_msg_destroy (&msg);
+    assert_int_equal (s_memfd_fds (), fds);
+    assert_int_equal (s_memfd_maps (), maps + 4 * S_MAPS);
     shmipc_channel_destroy (&client);
     shmipc_channel_destroy (&server);
     assert_int_equal (s_memfd_fds (), fds);
     assert_int_equal (s_memfd_maps (), maps);
+    assert_int_equal (s_pipe_fds (), pipes);
     shmipc_listener_destroy (&listener);
     tu_assert_baseline (baseline);
 }

@@ -78,7 +78,7 @@ test_wire_hello_layout_is_little_endian (void **state)
     size_t size = shmipc__wire_hello (buffer, 1, 0x1122334455667788ULL,
                                       0x0102030405060708ULL, "abc", 3);
     const uint8_t expected [SHMIPC__HELLO_FIXED + 3] = {
-        1, 1, 2, 0, 'S', 'H', 'M', 'H',
+        1, 1, 3, 0, 'S', 'H', 'M', 'H',
         0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11,
         0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01,
         3, 0, 'a', 'b', 'c'
@@ -103,6 +103,15 @@ test_wire_header_records_round_trip (void **state)
     shmipc__wire_t record = s_decode_ok (buffer, SHMIPC__RECORD_HEAD);
     assert_int_equal (record.type, SHMIPC__WIRE_WAKE);
     assert_int_equal (record.value, 0);
+    //  POOL and PIPE: a header alone (their descriptor rides beside it)
+    int with_fd [] = { SHMIPC__WIRE_POOL, SHMIPC__WIRE_PIPE };
+    for (size_t index = 0; index < 2; index++) {
+        memset (buffer, 0xff, sizeof buffer);
+        shmipc__wire_header (buffer, with_fd [index], 0);
+        record = s_decode_ok (buffer, SHMIPC__RECORD_HEAD);
+        assert_int_equal (record.type, with_fd [index]);
+        assert_int_equal (record.value, 0);
+    }
     //  ACK, any count
     uint32_t counts [] = { 0, 1, SHMIPC_CTRL_WINDOW, UINT32_MAX };
     for (size_t index = 0; index < 4; index++) {
@@ -137,8 +146,9 @@ test_wire_rejects_empty_and_short_records (void **state)
     for (size_t cut = 1; cut < size; cut++)
         s_assert_refused (buffer, cut);
     //  And of the 8-byte records
-    int types [] = { SHMIPC__WIRE_WAKE, SHMIPC__WIRE_CTRL, SHMIPC__WIRE_ACK, 0, 99 };
-    for (size_t index = 0; index < 5; index++) {
+    int types [] = { SHMIPC__WIRE_WAKE, SHMIPC__WIRE_CTRL, SHMIPC__WIRE_ACK,
+                     SHMIPC__WIRE_POOL, SHMIPC__WIRE_PIPE, 0, 99 };
+    for (size_t index = 0; index < sizeof types / sizeof types [0]; index++) {
         shmipc__wire_header (buffer, types [index], 0);
         for (size_t cut = 1; cut < SHMIPC__RECORD_HEAD; cut++)
             s_assert_refused (buffer, cut);
@@ -159,9 +169,9 @@ test_wire_rejects_hello_with_bad_magic_version_or_role (void **state)
         buffer [4 + bit / 8] ^= (uint8_t) (1u << (bit % 8));
         s_assert_refused (buffer, size);
     }
-    //  Other versions: version 1 too (its writer would overwrite what we
-    //  hold: it knows no hold tables)
-    uint16_t versions [] = { 0, 1, 3, 0x0200, 0xffff };
+    //  Other versions: 1 and 2 too (a version 1 writer would overwrite
+    //  what we hold; a version 2 peer would take our PIPE for a violation)
+    uint16_t versions [] = { 0, 1, 2, 4, 0x0300, 0xffff };
     for (size_t index = 0; index < sizeof versions / sizeof versions [0]; index++) {
         memcpy (buffer, good, size);
         buffer [2] = (uint8_t) versions [index];
@@ -227,8 +237,9 @@ test_wire_rejects_reserved_bits (void **state)
 {
     tu_baseline_t baseline = tu_baseline ();
     uint8_t buffer [SHMIPC__RECORD_HEAD + 4];
-    int types [] = { SHMIPC__WIRE_WAKE, SHMIPC__WIRE_CTRL, SHMIPC__WIRE_ACK };
-    for (size_t index = 0; index < 3; index++)
+    int types [] = { SHMIPC__WIRE_WAKE, SHMIPC__WIRE_CTRL, SHMIPC__WIRE_ACK,
+                     SHMIPC__WIRE_POOL, SHMIPC__WIRE_PIPE };
+    for (size_t index = 0; index < sizeof types / sizeof types [0]; index++)
         for (size_t bit = 8; bit < 32; bit++) {
             uint32_t value = types [index] == SHMIPC__WIRE_CTRL ? 4 : 0;
             shmipc__wire_header (buffer, types [index], value);
@@ -291,13 +302,81 @@ test_wire_rejects_wake_with_value_and_wrong_sizes (void **state)
     tu_assert_baseline (baseline);
 }
 
+//  Decode expecting refusal for exactly this reason.
+static void
+s_assert_refused_as (const uint8_t *buffer, size_t size, const char *expected)
+{
+    s_assert_refused (buffer, size);
+    shmipc__wire_t record;
+    const char *reason = NULL;
+    assert_int_equal (shmipc__wire_decode (buffer, size, &record, &reason), -1);
+    assert_string_equal (reason, expected);
+}
+
+static void
+test_wire_pipe_decodes_with_value_0_and_8_bytes (void **state)
+{
+    tu_baseline_t baseline = tu_baseline ();
+    uint8_t buffer [SHMIPC__RECORD_HEAD];
+    memset (buffer, 0xff, sizeof buffer);
+    shmipc__wire_header (buffer, SHMIPC__WIRE_PIPE, 0);
+    const uint8_t expected [SHMIPC__RECORD_HEAD] = { 6, 0, 0, 0, 0, 0, 0, 0 };
+    assert_memory_equal (buffer, expected, sizeof expected);
+    shmipc__wire_t record = s_decode_ok (buffer, sizeof buffer);
+    assert_int_equal (record.type, SHMIPC__WIRE_PIPE);
+    assert_int_equal (record.value, 0);
+    assert_null (record.payload);
+    tu_assert_baseline (baseline);
+}
+
+static void
+test_wire_rejects_pipe_with_value_payload_or_short_size (void **state)
+{
+    tu_baseline_t baseline = tu_baseline ();
+    uint8_t buffer [SHMIPC__RECORD_HEAD + 16];
+    memset (buffer, 0, sizeof buffer);
+    //  A value, whatever it is (a PIPE carries nothing but its descriptor)
+    uint32_t values [] = { 1, 8, 0x100, 0x80000000u, UINT32_MAX };
+    for (size_t index = 0; index < sizeof values / sizeof values [0]; index++) {
+        shmipc__wire_header (buffer, SHMIPC__WIRE_PIPE, values [index]);
+        s_assert_refused_as (buffer, SHMIPC__RECORD_HEAD, "bad PIPE");
+        //  Even with as many bytes after it as the value says
+        if (values [index] <= 16)
+            s_assert_refused_as (buffer, SHMIPC__RECORD_HEAD + values [index], "bad PIPE");
+    }
+    //  Bytes after the header
+    shmipc__wire_header (buffer, SHMIPC__WIRE_PIPE, 0);
+    for (size_t extra = 1; extra <= 16; extra++)
+        s_assert_refused_as (buffer, SHMIPC__RECORD_HEAD + extra, "bad PIPE");
+    //  Fewer than 8 bytes
+    for (size_t cut = 1; cut < SHMIPC__RECORD_HEAD; cut++)
+        s_assert_refused_as (buffer, cut, "short record");
+    tu_assert_baseline (baseline);
+}
+
+static void
+test_wire_rejects_version_2_hello (void **state)
+{
+    tu_baseline_t baseline = tu_baseline ();
+    //  What a version 2 peer sends: the same HELLO with 2 in its version
+    uint8_t buffer [SHMIPC__HELLO_FIXED + 4];
+    size_t size = shmipc__wire_hello (buffer, 0, 4096, 8192, "name", 4);
+    assert_int_equal (buffer [2], SHMIPC__WIRE_VERSION);
+    assert_int_equal (buffer [3], 0);
+    assert_int_equal (SHMIPC__WIRE_VERSION, 3);
+    s_decode_ok (buffer, size);
+    buffer [2] = 2;
+    s_assert_refused_as (buffer, size, "unsupported protocol version");
+    tu_assert_baseline (baseline);
+}
+
 static void
 test_wire_rejects_unknown_type (void **state)
 {
     tu_baseline_t baseline = tu_baseline ();
     uint8_t buffer [SHMIPC__HELLO_FIXED + 4];
     for (int type = 0; type < 256; type++) {
-        if (type >= SHMIPC__WIRE_HELLO && type <= SHMIPC__WIRE_POOL)
+        if (type >= SHMIPC__WIRE_HELLO && type <= SHMIPC__WIRE_PIPE)
             continue;
         shmipc__wire_header (buffer, type, 0);
         s_assert_refused (buffer, SHMIPC__RECORD_HEAD);
@@ -325,7 +404,7 @@ test_wire_random_bytes_decode_safely (void **state)
         if (size && tu_random (&random) % 4) {
             uint8_t valid [SHMIPC__HELLO_FIXED + 300];
             size_t valid_size;
-            uint64_t kind = tu_random (&random) % 4;
+            uint64_t kind = tu_random (&random) % 6;
             if (kind == 0 && size >= SHMIPC__HELLO_FIXED) {
                 char name [300];
                 memset (name, 'a' + (char) (round % 26), sizeof name);
@@ -353,7 +432,7 @@ test_wire_random_bytes_decode_safely (void **state)
         if (rc == 0) {
             accepted++;
             assert_true (record.type >= SHMIPC__WIRE_HELLO
-                         && record.type <= SHMIPC__WIRE_ACK);
+                         && record.type <= SHMIPC__WIRE_PIPE);
             assert_int_equal (record.type, buffer [0]);
             switch (record.type) {
                 case SHMIPC__WIRE_HELLO:
@@ -370,6 +449,8 @@ test_wire_random_bytes_decode_safely (void **state)
                     assert_ptr_equal (record.payload, buffer + SHMIPC__RECORD_HEAD);
                     break;
                 case SHMIPC__WIRE_WAKE:
+                case SHMIPC__WIRE_POOL:
+                case SHMIPC__WIRE_PIPE:
                     assert_int_equal (record.value, 0);
                     assert_int_equal (size, SHMIPC__RECORD_HEAD);
                     break;
@@ -404,6 +485,9 @@ main (void)
         cmocka_unit_test (test_wire_rejects_reserved_bits),
         cmocka_unit_test (test_wire_rejects_ctrl_size_mismatch_or_too_large),
         cmocka_unit_test (test_wire_rejects_wake_with_value_and_wrong_sizes),
+        cmocka_unit_test (test_wire_pipe_decodes_with_value_0_and_8_bytes),
+        cmocka_unit_test (test_wire_rejects_pipe_with_value_payload_or_short_size),
+        cmocka_unit_test (test_wire_rejects_version_2_hello),
         cmocka_unit_test (test_wire_rejects_unknown_type),
         cmocka_unit_test (test_wire_random_bytes_decode_safely),
     };

@@ -62,6 +62,26 @@ tu_fd_count (void)
 }
 
 int
+tu_fds_linked_to (const char *prefix)
+{
+    DIR *dir = opendir ("/proc/self/fd");
+    assert_non_null (dir);
+    int count = 0;
+    struct dirent *entry;
+    while ((entry = readdir (dir))) {
+        char path [300], link [512];
+        snprintf (path, sizeof path, "/proc/self/fd/%s", entry->d_name);
+        ssize_t size = readlink (path, link, sizeof link - 1);
+        if (size > 0) {
+            link [size] = 0;
+            count += strncmp (link, prefix, strlen (prefix)) == 0;
+        }
+    }
+    closedir (dir);
+    return count;
+}
+
+int
 tu_thread_count (void)
 {
     return s_count_dir ("/proc/self/task");
@@ -303,6 +323,28 @@ tu_channel_pair (size_t capacity_a, size_t capacity_b,
     //  The server answers the client's HELLO, so it goes first
     assert_int_equal (shmipc_channel_handshake (*b, 1000), 0);
     assert_int_equal (shmipc_channel_handshake (*a, 1000), 0);
+}
+
+int
+tu_channel_wait (shmipc_channel_t *channel, int timeout_ms, int *woke_p)
+{
+    //  A ready channel is woken through two descriptors: wake-ups come as
+    //  bytes in its wake pipe, control messages and the end on the socket
+    //  (and wake-ups too from a peer that has not taken our pipe yet)
+    struct pollfd items [2] = {
+        { .fd = shmipc_channel_fd (channel), .events = POLLIN },
+        { .fd = shmipc_channel_wake_fd (channel), .events = POLLIN }
+    };
+    nfds_t count = items [1].fd >= 0 ? 2 : 1;
+    int rc = poll (items, count, timeout_ms);
+    if (woke_p) {
+        *woke_p = 0;
+        if (rc > 0 && items [0].revents)
+            *woke_p |= 1;
+        if (rc > 0 && count == 2 && items [1].revents)
+            *woke_p |= 2;
+    }
+    return rc;
 }
 
 uint64_t

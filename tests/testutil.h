@@ -33,6 +33,10 @@ int tu_fd_count (void);
 int tu_map_count (void);
 int tu_thread_count (void);
 
+//  Our descriptors whose /proc/self/fd links start with prefix: "pipe:["
+//  (anonymous pipes, e.g. channels' wake pipes), "/memfd:" (memfds).
+int tu_fds_linked_to (const char *prefix);
+
 //  Lines of /proc/self/maps that contain needle (e.g. "/memfd:shmipc:").
 int tu_maps_with (const char *needle);
 
@@ -121,6 +125,16 @@ uint64_t tu_frame_seed (uint64_t seed, size_t index);
 //  client, b the server.
 void tu_channel_pair (size_t capacity_a, size_t capacity_b,
                       shmipc_channel_t **a, shmipc_channel_t **b);
+
+//  Wait up to timeout_ms (-1: for ever) until the channel has something to
+//  say, as a poll loop must wait since wire version 3: on POLLIN of
+//  shmipc_channel_fd and of shmipc_channel_wake_fd (the pipe the peer wakes
+//  us through, polled once the handshake has made it, i.e. when >= 0).
+//  Reads nothing, so call shmipc_channel_events first, as the API asks.
+//  Returns like poll: how many of the two are ready (0 at timeout), or -1
+//  with errno. *woke_p, if not NULL, gets the ready ones: bit 0 the socket,
+//  bit 1 the wake pipe.
+int tu_channel_wait (shmipc_channel_t *channel, int timeout_ms, int *woke_p);
 
 //  Send one message of nframes frames of the given sizes (at most 8), frame
 //  f filled with tu_frame_seed (seed, f), laid out in buffer; returns the
