@@ -60,8 +60,11 @@ typedef struct {
     uint64_t bytes_sent;        //  Payload bytes written
     uint64_t msgs_received;     //  Messages delivered to the caller
     uint64_t bytes_received;    //  Payload bytes delivered
-    uint64_t wakeups_sent;      //  WAKE records we sent the peer
-    uint64_t wakeups_received;  //  WAKE records the peer sent us
+    uint64_t wakeups_sent;      //  Wake-ups we sent the peer (pipe bytes
+                                //  or WAKE records)
+    uint64_t wakeups_received;  //  Wake-ups read: WAKE records, and bytes
+                                //  drained from our pipe (the peer's count:
+                                //  it may write more than it should)
     uint64_t ctrl_sent;         //  Control messages sent
     uint64_t ctrl_received;     //  Control messages received
 } shmipc_channel_stats_t;
