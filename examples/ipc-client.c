@@ -307,7 +307,7 @@ s_receive_some (s_client_t *self)
     return count;
 }
 
-//  Nothing moved: arm the wake-ups and sleep until the descriptor says
+//  Nothing moved: arm the wake-ups and sleep until a descriptor says
 //  something changed. Returns 0 (go on) or -1.
 static int
 s_wait (s_client_t *self)
@@ -330,8 +330,15 @@ s_wait (s_client_t *self)
         if (sent != 0)
             return sent < 0 ? -1 : 0;
     }
-    struct pollfd item = { .fd = shmipc_channel_fd (self->channel), .events = POLLIN };
-    int rc = poll (&item, 1, S_STALL_MS);
+    //  Both descriptors: the server wakes us through the pipe, and says
+    //  anything else (control messages, going away) on the socket. Asked
+    //  for here, after events, rather than kept: the pipe exists only from
+    //  the handshake on (-1 before, which poll skips)
+    struct pollfd items [2] = {
+        { .fd = shmipc_channel_fd (self->channel), .events = POLLIN },
+        { .fd = shmipc_channel_wake_fd (self->channel), .events = POLLIN }
+    };
+    int rc = poll (items, 2, S_STALL_MS);
     if (rc == 0)
         return s_fail ("no news from the server for %d s (%" PRIu64 " sent, %"
                        PRIu64 " echoed)", S_STALL_MS / 1000, self->sent, self->received);

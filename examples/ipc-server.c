@@ -50,7 +50,8 @@ typedef struct {
     s_client_t **clients;           //  Live clients; owned
     size_t nclients;                //  How many
     size_t slots;                   //  Allocated entries in clients []
-    struct pollfd *items;           //  Poll set: signals, listener, clients
+    struct pollfd *items;           //  Poll set: signals, listener, then
+                                    //  two per client (socket, wake pipe)
     uint64_t next_id;               //  Next connection number
     int64_t accept_paused;          //  Accepting again at this time (ms)
 } s_server_t;
@@ -289,7 +290,7 @@ s_server_grow (s_server_t *self)
         return -1;
     self->clients = clients;
     struct pollfd *items = (struct pollfd *) realloc (self->items,
-                                                      (slots + 2) * sizeof *items);
+                                                      (2 * slots + 2) * sizeof *items);
     if (!items)
         return -1;
     self->items = items;
@@ -385,11 +386,17 @@ s_server_run (s_server_t *self)
         self->items [1] = (struct pollfd) {
             .fd = self->accept_paused ? -1 : shmipc_listener_fd (self->listener),
             .events = POLLIN };
-        for (size_t index = 0; index < polled; index++)
-            self->items [index + 2] = (struct pollfd) {
-                .fd = shmipc_channel_fd (self->clients [index]->channel),
-                .events = POLLIN };
-        if (poll (self->items, polled + 2, timeout) == -1) {
+        //  Each client's socket and wake pipe: the pipe is asked for anew
+        //  each turn, as it appears only when the handshake completes (-1
+        //  before, which poll skips)
+        for (size_t index = 0; index < polled; index++) {
+            shmipc_channel_t *channel = self->clients [index]->channel;
+            self->items [2 * index + 2] = (struct pollfd) {
+                .fd = shmipc_channel_fd (channel), .events = POLLIN };
+            self->items [2 * index + 3] = (struct pollfd) {
+                .fd = shmipc_channel_wake_fd (channel), .events = POLLIN };
+        }
+        if (poll (self->items, 2 * polled + 2, timeout) == -1) {
             if (errno == EINTR)
                 continue;
             fprintf (stderr, "%s: poll: %s\n", S_NAME, strerror (errno));
@@ -409,7 +416,8 @@ s_server_run (s_server_t *self)
             int64_t deadline = shmipc_channel_deadline (client->channel);
             if (client->dead)
                 continue;
-            if (self->items [index + 2].revents || client->busy
+            if (self->items [2 * index + 2].revents || self->items [2 * index + 3].revents
+            ||  client->busy
             ||  (deadline >= 0 && now >= deadline)) {
                 if (s_client_serve (client)) {
                     client->dead = true;

@@ -1124,8 +1124,13 @@ s_channel_recv_ctrl (shmipc_channel_t *channel, void *buffer, size_t size, int t
             errno = ETIMEDOUT;
             return -1;
         }
-        struct pollfd item = { .fd = shmipc_channel_fd (channel), .events = POLLIN };
-        poll (&item, 1, left);
+        //  Both descriptors: a control message comes on the socket, but
+        //  the peer wakes us (for what events armed) through the pipe
+        struct pollfd items [2] = {
+            { .fd = shmipc_channel_fd (channel), .events = POLLIN },
+            { .fd = shmipc_channel_wake_fd (channel), .events = POLLIN }
+        };
+        poll (items, 2, left);
     }
 }
 

@@ -244,8 +244,9 @@ s_final (s_state_t state)
 static void
 s_run (s_swarm_t *self, const char *word)
 {
-    struct pollfd *items = (struct pollfd *) calloc (self->count, sizeof *items);
-    size_t *which = (size_t *) calloc (self->count, sizeof *which);
+    //  Two items a connection: its socket and its wake pipe
+    struct pollfd *items = (struct pollfd *) calloc (2 * self->count, sizeof *items);
+    size_t *which = (size_t *) calloc (2 * self->count, sizeof *which);
     if (!items || !which)
         s_fail ("calloc");
     int64_t deadline = s_now_ms () + self->timeout_ms;
@@ -265,7 +266,7 @@ s_run (s_swarm_t *self, const char *word)
                     continue;
                 conn->dirty = false;
                 if (conn->state != S_CONNECTING) {
-                    //  The last call before we wait on its descriptor
+                    //  The last call before we wait on its descriptors
                     int events = shmipc_channel_events (conn->channel);
                     if (events & (SHMIPC_POLLCTRL | SHMIPC_POLLERR))
                         conn->dirty = again = true;
@@ -275,8 +276,13 @@ s_run (s_swarm_t *self, const char *word)
                 connecting = true;
                 continue;
             }
+            //  The pipe is asked for after events: it appears when the
+            //  handshake completes (-1 before, which poll skips)
             items [count] = (struct pollfd) {
                 .fd = shmipc_channel_fd (conn->channel), .events = POLLIN };
+            which [count++] = index;
+            items [count] = (struct pollfd) {
+                .fd = shmipc_channel_wake_fd (conn->channel), .events = POLLIN };
             which [count++] = index;
         }
         int64_t now = s_now_ms ();
