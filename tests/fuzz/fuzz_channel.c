@@ -19,6 +19,15 @@
     the pattern, or ranges outside it, bad sizes, bad flags, continuing a
     chunked frame, before any POOL); all on input bits the older corpus
     never sets, so its files replay as they did.
+    Wake pipes: the peer channel's own PIPE record (sent at its handshake)
+    is taken back off our socket unless the configuration lets it through,
+    so that by default the peer wakes us and is woken with WAKE records as
+    before. The fuzzer keeps the pipe our PIPE record carries (and may
+    wake us through it, write into it without end, or close it), and
+    sends PIPE records of its own: a genuine pipe (our wake-ups then land
+    in it), one full that nobody reads, or bad ones (no descriptor, twice,
+    a memfd, a socket, /dev/null, a FIFO, an eventfd, a bad value or size,
+    two descriptors). Again on bits the older corpus never sets.
 
     Owns nothing. Each input starts from a fresh pair of channels over a
     socketpair, in one process; the peer channel only does the handshake,
@@ -53,7 +62,14 @@
       loan rules breaks us with EPROTO (EMSGSIZE if the message was too big
       before it): once a bad LOAN is published, a receive that reaches it
       fails, and nothing after it is delivered; a bad POOL does it at the
-      next read of the socket (checked at the end of such an input).
+      next read of the socket (checked at the end of such an input);
+    - we send one PIPE record, first, with one descriptor: the write end
+      of an anonymous pipe; our wake-ups through pipes and WAKE records
+      together stay within one per sleep; a bad PIPE, or a second, breaks
+      us with EPROTO at the next read of the socket, and only a PIPE
+      record ever breaks us for a PIPE's reason; our wake descriptor is -1
+      until the handshake, then the same until destroy, and never hangs
+      up; every descriptor an input opened is closed when it ends.
     =========================================================================
 */
 
@@ -63,13 +79,17 @@
 #include "channel_lend.h"
 #include "wire.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
@@ -95,6 +115,8 @@ int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 #define S_PATTERN       65536
 static uint8_t s_pattern [S_PATTERN];
 static int s_devnull = -1;              //  A descriptor to send where none belongs
+static int s_fifo = -1;                 //  A FIFO (unlinked: no file left
+                                        //  behind), or -1 if none could be made
 static bool s_trace;                    //  FUZZ_CHANNEL_TRACE=1: print each step
 
 #define S_QUEUE         64              //  Messages tracked in flight
@@ -233,13 +255,30 @@ typedef struct {
     uint64_t expect_popped;             //  Messages taken from expect
     bool loan_before_pool;              //  A LOAN went with no POOL sent
     bool ring_poison;                   //  A bad LOAN is in the peer's ring
-    bool sock_poison;                   //  A bad POOL is on the socket
+    bool sock_poison;                   //  A bad POOL or PIPE is on the socket
     bool poison_ready;                  //  Either came while we were ready
                                         //  and whole: EPROTO must follow
     bool loan_raw;                      //  A LOAN flag or POOL type came
                                         //  from raw input bytes
     bool empty_raw;                     //  An empty record went: read after
                                         //  a hang-up it is the end of stream
+
+    //  Wake pipes (PIPE records)
+    bool pipe_wakes;                    //  Config: the peer wakes us through
+                                        //  our pipe once it has it
+    int our_pipe;                       //  Our pipe, from our PIPE record:
+                                        //  the peer wakes us there (-1: none)
+    uint32_t our_pipes;                 //  PIPE records we sent
+    bool records_seen;                  //  A record of ours was read
+    int wake_in;                        //  Read end of the pipe the fuzzer
+                                        //  sent us: our wake-ups land there
+                                        //  (-1: none)
+    bool pipe_sent;                     //  A PIPE went to us from the peer's
+                                        //  side: one more is one too many
+    bool pipe_bad;                      //  A bad PIPE or a second went
+    bool pipe_raw;                      //  A raw record said PIPE
+    bool wake_fd_known;                 //  Our wake descriptor is settled:
+    int wake_fd;                        //  this one, until destroy
 } s_fuzz_t;
 
 //  --------------------------------------------------------------------------
@@ -387,7 +426,77 @@ s_init (void)
     s_trace = getenv ("FUZZ_CHANNEL_TRACE") != NULL;
     s_devnull = open ("/dev/null", O_RDONLY | O_CLOEXEC);
     S_CHECK (s_devnull >= 0);
+    //  Opened both ways, so that the open does not wait for a writer
+    char dir [] = "/tmp/fuzz-channel-XXXXXX";
+    if (mkdtemp (dir)) {
+        char path [sizeof dir + 8];
+        snprintf (path, sizeof path, "%s/fifo", dir);
+        if (mkfifo (path, 0600) == 0) {
+            s_fifo = open (path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+            unlink (path);
+        }
+        rmdir (dir);
+    }
 }
+
+//  Return true if fd is an anonymous pipe (its /proc link says so).
+static bool
+s_is_pipe (int fd)
+{
+    char path [40];
+    char target [64];
+    snprintf (path, sizeof path, "/proc/self/fd/%d", fd);
+    ssize_t size = readlink (path, target, sizeof target - 1);
+    return size > 6 && memcmp (target, "pipe:[", 6) == 0;
+}
+
+//  Return how many descriptors this process has open.
+static int
+s_count_fds (void)
+{
+    DIR *dir = opendir ("/proc/self/fd");
+    S_CHECK (dir);
+    int count = 0;
+    struct dirent *entry;
+    while ((entry = readdir (dir)))
+        count += entry->d_name [0] != '.';
+    closedir (dir);
+    return count;
+}
+
+//  Read and count what waits in a pipe (none if fd is -1).
+static uint32_t
+s_read_pipe (int fd)
+{
+    uint32_t total = 0;
+    uint8_t buffer [4096];
+    ssize_t rc;
+    while (fd >= 0 && (rc = read (fd, buffer, sizeof buffer)) > 0)
+        total += (uint32_t) rc;
+    return total;
+}
+
+//  Write count bytes into a pipe without waiting, as far as it takes them
+//  (to the last byte: a write of up to a page is all or nothing).
+static void
+s_write_pipe (int fd, size_t count)
+{
+    uint8_t buffer [4096] = { 0 };
+    size_t most = sizeof buffer;
+    while (count) {
+        size_t piece = count < most ? count : most;
+        ssize_t rc = write (fd, buffer, piece);
+        if (rc > 0)
+            count -= (size_t) rc;
+        else
+        if (rc < 0 && errno == EAGAIN && most > 1)
+            most /= 2;
+        else
+            break;
+    }
+}
+
+static void s_pipe_went (s_fuzz_t *self, bool bad);
 
 //  Once the peer's handshake is done, find its memory. Returns false
 //  until then (or for ever, if it failed).
@@ -406,7 +515,34 @@ s_peer_ready (s_fuzz_t *self)
     self->our_cap = peer->rx.capacity;
     self->our_ctl = peer->waiter.peer_ctl;
     self->peer_set = true;
+    //  Its handshake sent us its PIPE, if it could make a pipe
+    if (shmipc_channel_wake_fd (peer) >= 0)
+        s_pipe_went (self, false);
     return true;
+}
+
+//  The peer's PIPE is waiting on our socket, unread, the only record
+//  there: take it back (checked as we check ours), so that the peer is one
+//  that sends none.
+static void
+s_withdraw_pipe (s_fuzz_t *self, int sock)
+{
+    uint8_t buffer [SHMIPC__WIRE_MAX];
+    int fd = -1;
+    size_t nfds = 0;
+    ssize_t rc = shmipc_fdpass_recv (sock, buffer, sizeof buffer, &fd, 1, &nfds,
+                                     SHMIPC_DONTWAIT);
+    if (rc < 0) {
+        //  It could not make or send one
+        S_CHECK (errno == EAGAIN && !self->pipe_sent);
+        return;
+    }
+    shmipc__wire_t record;
+    const char *reason;
+    S_CHECK (shmipc__wire_decode (buffer, (size_t) rc, &record, &reason) == 0
+          && record.type == SHMIPC__WIRE_PIPE && nfds == 1 && s_is_pipe (fd));
+    close (fd);
+    self->pipe_sent = false;
 }
 
 //  Configuration: byte 0 bit 0 our role, bits 1-3 and 4-6 our and the
@@ -416,11 +552,16 @@ s_peer_ready (s_fuzz_t *self)
 //  deadline already past, bit 1 (lazy only) no peer ring over 64 bytes
 //  accepted, bit 2 the smallest socket send buffers (a few records fill
 //  them: WAKEs dropped, ACKs left pending), bit 3 a peer ring of 4096
-//  bytes (the smallest whose frames we may hold).
+//  bytes (the smallest whose frames we may hold), bit 4 the peer's own
+//  PIPE reaches us (always when lazy: it comes among the fuzzer's
+//  records, and cannot be taken back), bit 5 the peer wakes us through
+//  our pipe once s_drain has taken it, not with WAKE records.
 static void
 s_fuzz_new (s_fuzz_t *self, uint8_t config, uint8_t options, uint8_t lazy)
 {
     memset (self, 0, sizeof *self);
+    self->our_pipe = self->wake_in = -1;
+    self->pipe_wakes = (lazy & 32) != 0;
     self->pure = self->honest = true;
     self->expect.valid = self->sent.valid = true;
     self->ctrl_out.valid = self->ctrl_in.valid = true;
@@ -464,6 +605,8 @@ s_fuzz_new (s_fuzz_t *self, uint8_t config, uint8_t options, uint8_t lazy)
             S_CHECK (errno == EAGAIN);
     }
     S_CHECK (us_ready && self->peer_set);
+    if (!(lazy & 16))
+        s_withdraw_pipe (self, pair [0]);
 }
 
 //  Let go of our oldest hold, reading its bytes first: still mapped.
@@ -496,6 +639,10 @@ s_fuzz_destroy (s_fuzz_t *self)
     while (self->nours)
         s_release_ours (self);
     shmipc_segment_destroy (&self->pool);
+    if (self->our_pipe >= 0)
+        close (self->our_pipe);
+    if (self->wake_in >= 0)
+        close (self->wake_in);
 }
 
 //  --------------------------------------------------------------------------
@@ -515,20 +662,44 @@ s_send_header (s_fuzz_t *self, int type, uint32_t value)
     s_send_record (self, head, sizeof head);
 }
 
-//  Read what we sent the peer and check it: we are the trusted side.
+//  Read what we sent the peer and check it: we are the trusted side. Our
+//  wake-ups come as WAKE records, or as bytes in the pipe the peer gave
+//  us (the fuzzer's, or the peer channel's own if it reached us).
 static void
 s_drain (s_fuzz_t *self)
 {
+    //  One wake-up per sleep, at most, whichever way it came
+    self->wakes += s_read_pipe (self->wake_in);
+    self->wakes += s_read_pipe (shmipc_channel_wake_fd (self->peer));
+    S_CHECK (self->wakes <= self->grants);
     uint8_t buffer [SHMIPC__WIRE_MAX + 1];
     for (int count = 0; count < S_DRAIN; count++) {
-        ssize_t rc = recv (self->sock, buffer, sizeof buffer, MSG_DONTWAIT | MSG_TRUNC);
+        int fds [2] = { -1, -1 };
+        size_t nfds = 0;
+        ssize_t rc = shmipc_fdpass_recv (self->sock, buffer, sizeof buffer, fds, 2, &nfds,
+                                         SHMIPC_DONTWAIT);
+        //  Never an oversize record, never more than one descriptor
+        S_CHECK (rc >= 0 || (errno != EMSGSIZE && errno != EPROTO));
         if (rc <= 0)
             break;              //  Nothing, or we hung up
         S_CHECK (rc <= SHMIPC__WIRE_MAX);
         shmipc__wire_t record;
         const char *reason;
         S_CHECK (shmipc__wire_decode (buffer, (size_t) rc, &record, &reason) == 0);
+        //  A descriptor only with our PIPE, which comes first if at all
+        S_CHECK (nfds == (record.type == SHMIPC__WIRE_PIPE ? 1u : 0u));
+        S_CHECK (record.type != SHMIPC__WIRE_PIPE || !self->records_seen);
+        self->records_seen = true;
         switch (record.type) {
+            case SHMIPC__WIRE_PIPE:
+                //  Once, and the write end of an anonymous pipe: the peer
+                //  keeps it to wake us, never blocking on it
+                S_CHECK (++self->our_pipes == 1);
+                S_CHECK (s_is_pipe (fds [0]));
+                S_CHECK ((fcntl (fds [0], F_GETFL) & O_ACCMODE) == O_WRONLY);
+                S_CHECK (fcntl (fds [0], F_SETFL, O_WRONLY | O_NONBLOCK) == 0);
+                self->our_pipe = fds [0];
+                break;
             case SHMIPC__WIRE_WAKE:
                 //  One WAKE per sleep, at most
                 S_CHECK (++self->wakes <= self->grants);
@@ -554,7 +725,8 @@ s_drain (s_fuzz_t *self)
 }
 
 //  As an honest waker: after publishing (rx) or releasing (tx), wake us if
-//  we sleep, once per sleep.
+//  we sleep, once per sleep: a WAKE record, or a byte into our pipe (a
+//  full pipe drops it, as our own waker does).
 static void
 s_wake_us (s_fuzz_t *self, bool rx)
 {
@@ -563,7 +735,10 @@ s_wake_us (s_fuzz_t *self, bool rx)
     uint32_t *woken = rx ? &self->woke_rx : &self->woke_tx;
     if ((epoch & 1) && epoch != *woken) {
         *woken = epoch;
-        s_send_header (self, SHMIPC__WIRE_WAKE, 0);
+        if (self->pipe_wakes && self->our_pipe >= 0)
+            s_write_pipe (self->our_pipe, 1);
+        else
+            s_send_header (self, SHMIPC__WIRE_WAKE, 0);
     }
 }
 
@@ -877,6 +1052,106 @@ s_put_loan (s_fuzz_t *self, s_input_t *in, uint64_t bytes, uint32_t flags, uint3
 }
 
 //  --------------------------------------------------------------------------
+//  Wake pipes
+
+//  A PIPE record went to us from the peer's side (the fuzzer's, or the
+//  peer channel's own): bad, or one too many, it breaks us at the next
+//  read of the socket, if we were ready and whole (before that, our
+//  handshake may read it, and what it does then is not ours to say).
+static void
+s_pipe_went (s_fuzz_t *self, bool bad)
+{
+    bool twice = self->pipe_sent;
+    self->pipe_sent = true;
+    self->pipe_bad |= bad || twice;
+    if ((bad || twice) && shmipc_channel_ready (self->us) && !self->decoy) {
+        self->sock_poison = true;
+        s_poisoned (self);
+    }
+}
+
+//  Send us a PIPE record, or use the pipe our PIPE record gave the peer.
+//  kind: 0 a genuine pipe's write end (our wake-ups then land in it, and
+//  s_drain counts them), 1 its read end (as good: we only write), 2 a
+//  genuine pipe filled to the brim, that nobody reads (our wake-ups are
+//  dropped, never waited for), 3 no descriptor, 4 a memfd (a regular
+//  file), 5 a socket, 6 /dev/null, 7 a FIFO, 8 an eventfd, 9 a genuine
+//  pipe but the value 1, 10 a genuine pipe and /dev/null, 11 a genuine
+//  pipe in a record one byte too long, 12 the pipe we sent the peer, back
+//  to us (we then wake ourselves); 13 one stray byte into our pipe, 14
+//  fill our pipe (a peer that writes without end), 15 close the peer's
+//  end of our pipe (it wakes us with WAKE records from then on).
+static void
+s_pipe (s_fuzz_t *self, int kind)
+{
+    if (kind >= 12 && self->our_pipe < 0)
+        return;
+    if (kind == 13 || kind == 14) {
+        s_write_pipe (self->our_pipe, kind == 13 ? 1 : 65536);
+        return;
+    }
+    if (kind == 15) {
+        close (self->our_pipe);
+        self->our_pipe = -1;
+        return;
+    }
+    uint8_t record [SHMIPC__RECORD_HEAD + 1] = { 0 };
+    shmipc__wire_header (record, SHMIPC__WIRE_PIPE, kind == 9 ? 1 : 0);
+    size_t size = kind == 11 ? sizeof record : SHMIPC__RECORD_HEAD;
+    int ends [2] = { -1, -1 };
+    int other [2] = { -1, -1 };         //  A socket pair, an eventfd, a memfd
+    int fds [2] = { -1, s_devnull };
+    size_t nfds = 1;
+    if (kind <= 2 || (kind >= 9 && kind <= 11)) {
+        S_CHECK (pipe2 (ends, O_CLOEXEC | O_NONBLOCK) == 0);
+        fds [0] = ends [kind == 1 ? 0 : 1];
+        if (kind == 2) {
+            (void) fcntl (ends [1], F_SETPIPE_SZ, 4096);
+            s_write_pipe (ends [1], 65536);
+        }
+    }
+    switch (kind) {
+        case 3: nfds = 0; break;
+        case 4:
+            other [0] = memfd_create ("fuzz-pipe", MFD_CLOEXEC);
+            fds [0] = other [0];
+            break;
+        case 5:
+            S_CHECK (socketpair (AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, other) == 0);
+            fds [0] = other [0];
+            break;
+        case 6: fds [0] = s_devnull; break;
+        case 7: fds [0] = s_fifo >= 0 ? s_fifo : s_devnull; break;
+        case 8:
+            other [0] = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK);
+            fds [0] = other [0];
+            break;
+        case 10: nfds = 2; break;
+        case 12: fds [0] = self->our_pipe; break;
+    }
+    ssize_t sent = -1;
+    if (nfds == 0)
+        sent = send (self->sock, record, size, MSG_DONTWAIT | MSG_NOSIGNAL);
+    else
+    if (fds [0] >= 0)
+        sent = shmipc_fdpass_send (self->sock, record, size, fds, nfds, SHMIPC_DONTWAIT);
+    if (sent == (ssize_t) size) {
+        s_pipe_went (self, !(kind <= 2 || kind == 12));
+        //  Where our wake-ups land, if we take it: the first one's read end
+        if ((kind == 0 || kind == 1) && self->wake_in < 0) {
+            self->wake_in = ends [0];
+            ends [0] = -1;
+        }
+    }
+    for (int index = 0; index < 2; index++) {
+        if (ends [index] >= 0)
+            close (ends [index]);
+        if (other [index] >= 0)
+            close (other [index]);
+    }
+}
+
+//  --------------------------------------------------------------------------
 //  The peer as reader of our ring
 
 //  Read up to limit records we published. While the peer has not lied
@@ -1185,7 +1460,7 @@ enum {
     S_OP_CTRL,                  //  how size: a CTRL record
     S_OP_RAW,                   //  n bytes: any record
     S_OP_FD,                    //  how: a record with one or two descriptors,
-                                //  or (how bit 2) a POOL
+                                //  or (how bit 2) a POOL, or (bit 3) a PIPE
     S_OP_HELLO,                 //  how [capacity]: a HELLO
     S_OP_SHUT,                  //  hang up (SHUT_WR)
     //  Our calls
@@ -1241,6 +1516,16 @@ s_print (s_fuzz_t *self, int op, const s_input_t *in, size_t from)
                  self->pools_sent, self->nlive, self->loan_before_pool ? " loan-before-pool" : "",
                  self->ring_poison ? " ring-poison" : "", self->sock_poison ? " sock-poison" : "",
                  self->poison_ready ? " poison-ready" : "");
+    if (self->pipe_sent || self->our_pipe >= 0) {
+        shmipc_channel_stats_t stats;
+        shmipc_channel_stats (self->us, &stats);
+        fprintf (stderr, "\n    pipes ours=%d in=%d%s%s wake_fd=%d wakes=%u grants=%u;"
+                 " us woke %llu, woken %llu", self->our_pipe, self->wake_in,
+                 self->pipe_sent ? " sent" : "", self->pipe_bad ? " bad" : "",
+                 shmipc_channel_wake_fd (self->us), self->wakes, self->grants,
+                 (unsigned long long) stats.wakeups_sent,
+                 (unsigned long long) stats.wakeups_received);
+    }
     fprintf (stderr, "\n");
 }
 
@@ -1430,6 +1715,8 @@ s_step_peer (s_fuzz_t *self, int op, s_input_t *in)
                 self->ctrl_in.valid = false;
             if (size && record [0] == SHMIPC__WIRE_POOL)
                 self->loan_raw = true;
+            if (size && record [0] == SHMIPC__WIRE_PIPE)
+                self->pipe_raw = true;
             if (size == 0)
                 self->empty_raw = true;
             s_send_record (self, record, size);
@@ -1437,10 +1724,15 @@ s_step_peer (s_fuzz_t *self, int op, s_input_t *in)
         }
         case S_OP_FD: {
             //  how: bit 0 an ACK (else a WAKE), bit 1 two descriptors; bit
-            //  2 a POOL instead (s_send_pool)
+            //  2 a POOL instead (s_send_pool); else bit 3 a PIPE, or our
+            //  pipe used (s_pipe: bits 4-7)
             uint8_t how = s_u8 (in);
             if (how & 4) {
                 s_send_pool (self, how);
+                break;
+            }
+            if (how & 8) {
+                s_pipe (self, how >> 4);
                 break;
             }
             uint8_t record [SHMIPC__RECORD_HEAD];
@@ -1692,6 +1984,9 @@ s_check (s_fuzz_t *self, bool peer_set, uint64_t head_before, uint64_t tail_befo
         S_CHECK (!strstr (reason, "LOAN") && !strstr (reason, "POOL")
               && !strstr (reason, "loan pool"));
     }
+    //  A genuine PIPE, once, never breaks us
+    if (error && !self->error && !self->pipe_bad && !self->pipe_raw)
+        S_CHECK (!strstr (shmipc_channel_reason (us), "PIPE"));
     self->error = error;
     //  The control window, both ways
     S_CHECK (us->link.ctrl_count <= SHMIPC_CTRL_WINDOW);
@@ -1706,6 +2001,22 @@ s_check (s_fuzz_t *self, bool peer_set, uint64_t head_before, uint64_t tail_befo
     bool ready = shmipc_channel_ready (us);
     S_CHECK (!ready || shmipc_channel_deadline (us) == -1);
     S_CHECK (!ready || shmipc_channel_peer_name (us));
+    //  Our wake descriptor: none before the handshake; from its end (or
+    //  our breaking) on, the same one until destroy; it never hangs up
+    int wake_fd = shmipc_channel_wake_fd (us);
+    if (!ready && !error)
+        S_CHECK (wake_fd == -1);
+    if (self->wake_fd_known)
+        S_CHECK (wake_fd == self->wake_fd);
+    else
+    if (ready || error) {
+        self->wake_fd_known = true;
+        self->wake_fd = wake_fd;
+    }
+    if (wake_fd >= 0) {
+        struct pollfd item = { .fd = wake_fd, .events = POLLIN };
+        S_CHECK (poll (&item, 1, 0) >= 0 && !(item.revents & (POLLHUP | POLLERR | POLLNVAL)));
+    }
     if (!peer_set || self->decoy)
         return;
     //  What the peer holds, our writer stepped over; and it cut the peer
@@ -1741,11 +2052,12 @@ s_run (s_fuzz_t *self, int op, s_input_t *in)
     s_check (self, peer_set, head_before, tail_before);
 }
 
-//  After an input that lent or sent a pool: publish what the peer wrote,
-//  receive until a receive fails (a bad LOAN must break us then: see
-//  s_recv_failed), and read the socket (a bad POOL must break us then,
-//  unless an empty record before it, read after the peer hung up, looked
-//  like the end of the stream: records after that are never read).
+//  After an input that lent or sent a pool, or a bad PIPE: publish what
+//  the peer wrote, receive until a receive fails (a bad LOAN must break us
+//  then: see s_recv_failed), and read the socket (a bad POOL or PIPE must
+//  break us then, unless an empty record before it, read after the peer
+//  hung up, looked like the end of the stream: records after that are
+//  never read).
 static void
 s_finish (s_fuzz_t *self)
 {
@@ -1772,12 +2084,15 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     if (size < 3)
         return 0;
     s_input_t in = { .data = data, .size = size, .at = 3 };
+    int fds = s_count_fds ();
     s_fuzz_t fuzz;
     s_fuzz_new (&fuzz, data [0], data [1], data [2]);
     while (in.at < in.size)
         s_run (&fuzz, s_u8 (&in) % S_OPS, &in);
-    if (fuzz.loans)
+    if (fuzz.loans || fuzz.sock_poison)
         s_finish (&fuzz);
     s_fuzz_destroy (&fuzz);
+    //  Whatever the peer sent and we took, or refused, is closed
+    S_CHECK (s_count_fds () == fds);
     return 0;
 }

@@ -1,7 +1,7 @@
 /*  =========================================================================
     fuzz_handshake - libFuzzer harness for what a peer says first: the
-    channel's socket records (HELLO, WAKE, CTRL, ACK) and the plugin's
-    greeting
+    channel's socket records (HELLO, WAKE, CTRL, ACK, POOL, PIPE) and the
+    plugin's greeting
 
     Owns nothing. Both decoders must accept or refuse any bytes without
     reading outside them; whatever they accept must encode back to the very
