@@ -281,6 +281,14 @@ SHMIPC_EXPORT void
 SHMIPC_EXPORT void
     shmipc_channel_set_events_driven (shmipc_channel_t *self, bool on);
 
+//  Say whether the peer should wake us through a pipe of ours (on, the
+//  default: a byte there costs less than a WAKE record) or with WAKE records
+//  on the socket. Takes effect at the handshake; call it before. Either
+//  way we wake the peer the way it asked. The plugin's actor turns it off:
+//  see docs/performance.md, "Wake pipes".
+SHMIPC_EXPORT void
+    shmipc_channel_set_wake_pipe (shmipc_channel_t *self, bool on);
+
 //  Set the largest message we accept, in bytes: the sum of its frames plus
 //  32 bytes of bookkeeping per frame, so that a flood of empty frames is
 //  bounded too. 0, the default, means no limit. A bigger message closes the

@@ -137,6 +137,10 @@ shmipc__peer_new (int sock, int role, const shmipc__sockinfo_t *info,
         goto failed;
     //  process () calls the channel's events before every sleep
     shmipc_channel_set_events_driven (self->channel, true);
+    //  WAKE records, not a wake pipe: with the actor's spin, the pipe made
+    //  the 64 B round trip a third slower and the wake-ups per round trip
+    //  half as many again (docs/performance.md, "Wake pipes")
+    shmipc_channel_set_wake_pipe (self->channel, false);
     if (info->maxmsgsize)
         shmipc_channel_set_maxmsgsize (self->channel, info->maxmsgsize);
     if (info->max_peer_capacity)

@@ -409,6 +409,13 @@ shmipc_channel_set_events_driven (shmipc_channel_t *self, bool on)
 }
 
 void
+shmipc_channel_set_wake_pipe (shmipc_channel_t *self, bool on)
+{
+    assert (self);
+    self->link.no_pipe = !on;
+}
+
+void
 shmipc_channel_set_spin (shmipc_channel_t *self, int spin_us)
 {
     assert (self);

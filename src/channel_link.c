@@ -140,6 +140,8 @@ void
 shmipc__channel_link_offer_pipe (shmipc__channel_link_t *self)
 {
     int give;
+    if (self->no_pipe)
+        return;
     if (shmipc__wakepipe_new (&self->wake_own, &give)) {
         shmipc__log ("channel '%s': no wake pipe (%s): WAKE records instead",
                      self->name, strerror (errno));

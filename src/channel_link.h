@@ -66,6 +66,8 @@ typedef struct {
                                             //  wake pipe; owned (-1: none,
                                             //  we send WAKE records)
     bool pipe_seen;                         //  A PIPE came (only one may)
+    bool no_pipe;                           //  Offer no wake pipe: the peer
+                                            //  wakes us with WAKE records
     bool wake_maybe;                        //  We armed a flag since we last
                                             //  read our wake pipe: only then
                                             //  can an honest peer have written
