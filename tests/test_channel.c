@@ -1571,6 +1571,51 @@ s_receive_blocking (void *arg)
     return NULL;
 }
 
+//  A side that asks for WAKE records gets no wake pipe, and is woken on its
+//  socket; its peer, which offered a pipe, is still woken through it.
+static void
+test_channel_without_wake_pipe_is_woken_by_records_and_wakes_through_the_peer_pipe (void **state)
+{
+    tu_baseline_t baseline = tu_baseline ();
+    int pair [2];
+    assert_int_equal (socketpair (AF_UNIX, SOCK_SEQPACKET, 0, pair), 0);
+    shmipc_channel_t *a = shmipc_channel_new (pair [0], "a", 4096, SHMIPC_CLIENT);
+    shmipc_channel_t *b = shmipc_channel_new (pair [1], "b", 4096, SHMIPC_SERVER);
+    assert_non_null (a);
+    assert_non_null (b);
+    shmipc_channel_set_wake_pipe (b, false);
+    assert_int_equal (shmipc_channel_handshake (b, 1000), 0);
+    assert_int_equal (shmipc_channel_handshake (a, 1000), 0);
+    assert_int_equal (shmipc_channel_wake_fd (b), -1);
+    assert_true (shmipc_channel_wake_fd (a) >= 0);
+    //  b takes a's PIPE record; a gets none
+    assert_int_equal (shmipc_channel_events (b), SHMIPC_POLLOUT);
+    assert_int_equal (shmipc_channel_events (a), SHMIPC_POLLOUT);
+    shmipc_msg_t *msg = shmipc_msg_new ();
+    //  a wakes b with a WAKE record, on the socket
+    s_send_pattern (a, 10, 1);
+    int woke = 0;
+    assert_int_equal (tu_channel_wait (b, 1000, &woke), 1);
+    assert_int_equal (woke, 1);
+    assert_int_equal (shmipc_channel_events (b), SHMIPC_POLLIN | SHMIPC_POLLOUT);
+    s_recv_pattern (b, msg, 10, 1);
+    //  b wakes a through a's pipe
+    s_send_pattern (b, 10, 2);
+    woke = 0;
+    assert_int_equal (tu_channel_wait (a, 1000, &woke), 1);
+    assert_int_equal (woke, 2);
+    assert_int_equal (shmipc_channel_events (a), SHMIPC_POLLIN | SHMIPC_POLLOUT);
+    s_recv_pattern (a, msg, 10, 2);
+    shmipc_channel_stats_t stats;
+    shmipc_channel_stats (a, &stats);
+    assert_int_equal (stats.wakeups_sent, 1);
+    assert_int_equal (stats.wakeups_received, 1);
+    shmipc_msg_destroy (&msg);
+    shmipc_channel_destroy (&a);
+    shmipc_channel_destroy (&b);
+    tu_assert_baseline (baseline);
+}
+
 static void
 test_channel_wake_fd_exists_after_handshake_and_wakes_a_poller (void **state)
 {
@@ -2137,6 +2182,7 @@ main (void)
         cmocka_unit_test (test_channel_events_reports_pollout_when_blocked_stream_can_go_on),
         cmocka_unit_test (test_channel_wake_fd_is_a_pipe_made_by_the_handshake_and_never_hangs_up),
         cmocka_unit_test (test_channel_wake_fd_exists_after_handshake_and_wakes_a_poller),
+        cmocka_unit_test (test_channel_without_wake_pipe_is_woken_by_records_and_wakes_through_the_peer_pipe),
         cmocka_unit_test (test_channel_ready_channel_holds_three_descriptors),
         cmocka_unit_test (test_channel_sends_no_wakeup_to_a_reader_that_keeps_up),
         cmocka_unit_test (test_channel_spin_option_still_receives_and_times_out),
