@@ -25,14 +25,15 @@
 #include <unistd.h>
 
 //  ThreadSanitizer maps shadow memory for new regions as it goes, and so
-//  does valgrind's heap: under them the baselines count our segments alone
-//  among the mappings. TSan also starts its symbolizer (two pipes) at its
+//  does valgrind's heap, and ASan maps its stack depot in 64 KiB pieces as
+//  new allocation sites appear (LeakSanitizer watches the heap there):
+//  under them the baselines count our segments alone among the mappings. TSan also starts its symbolizer (two pipes) at its
 //  first report, suppressed ones included: we start it before the first
 //  baseline.
 #ifdef TU_UNDER_TSAN
 #   include <sanitizer/common_interface_defs.h>
 #endif
-#if defined (TU_UNDER_TSAN) || defined (SHMIPC_UNDER_VALGRIND)
+#if defined (TU_UNDER_TSAN) || defined (TU_UNDER_ASAN) || defined (SHMIPC_UNDER_VALGRIND)
 #   define S_COUNT_MEMFD_MAPS
 #endif
 
