@@ -31,11 +31,15 @@
 //  loop looks at the peers that moved them for up to S_SPIN_US before it
 //  sleeps, so that a conversation in progress does not pay a sleep and a
 //  wake-up per message. Bounded, and only after traffic: an idle actor
-//  never spins. Nor does it spin when every core is taken (the kernel's
-//  count of runnable threads, in /proc/loadavg, is above the number of
-//  cores): the time would be taken from threads that have work, often the
-//  very ones we wait for. SHMIPC_SPIN_US in the environment changes the
-//  bound (0 turns spinning off, at most 10000).
+//  never spins. Nor does it spin when more than one runnable thread waits
+//  for a core (the kernel's count of runnable threads, in /proc/loadavg,
+//  is above the number of cores plus one): the time would be taken from
+//  threads that have work. One waiting thread is allowed: in a
+//  conversation it is usually the very one we wait for (the application,
+//  just woken, or the peer's actor), and the spin yields it the core at
+//  every look (docs/performance.md, "The actor's spin"). SHMIPC_SPIN_US in
+//  the environment changes the bound (0 turns spinning off, at most
+//  10000).
 #define S_SPIN_US           100
 #define S_SPIN_US_MAX       10000
 #define S_SPIN_WINDOW_US    2000
@@ -44,8 +48,9 @@
 //  every pause in a conversation was one more system call per message.
 #define S_LOAD_US           10000
 
-//  True if a core is free to spin on: no runnable thread waits for one
-//  (as of at most S_LOAD_US ago). Without /proc/loadavg, assume so.
+//  True if a core is free enough to spin on: at most one runnable thread
+//  waits for one (as of at most S_LOAD_US ago). Without /proc/loadavg,
+//  assume so.
 static bool
 s_core_free (shmipc__actor_t *self)
 {
@@ -67,7 +72,7 @@ s_core_free (shmipc__actor_t *self)
             field++;
     }
     long running = field ? strtol (field, NULL, 10) : 0;
-    self->core_free = running <= self->cores;
+    self->core_free = running <= self->cores + 1;
     return self->core_free;
 }
 
