@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -1616,6 +1617,52 @@ test_channel_without_wake_pipe_is_woken_by_records_and_wakes_through_the_peer_pi
     tu_assert_baseline (baseline);
 }
 
+//  Out of descriptors when the peer's PIPE record comes: the record's own
+//  descriptor fits, our description of the pipe does not. The channel goes
+//  on, and wakes its peer with WAKE records instead.
+static void
+test_channel_out_of_descriptors_for_the_peer_pipe_wakes_with_records (void **state)
+{
+    tu_baseline_t baseline = tu_baseline ();
+    shmipc_channel_t *a, *b;
+    tu_channel_pair (4096, 4096, &a, &b);
+    assert_int_equal (shmipc_channel_events (b), SHMIPC_POLLOUT);
+    //  Room for exactly one more descriptor: the lowest free number + 1
+    int lowest = dup (0);
+    assert_true (lowest >= 0);
+    close (lowest);
+    struct rlimit saved, tight;
+    assert_int_equal (getrlimit (RLIMIT_NOFILE, &saved), 0);
+    tight = saved;
+    tight.rlim_cur = (rlim_t) lowest + 1;
+    assert_int_equal (setrlimit (RLIMIT_NOFILE, &tight), 0);
+    int events = shmipc_channel_events (a);
+    assert_int_equal (setrlimit (RLIMIT_NOFILE, &saved), 0);
+    assert_int_equal (events, SHMIPC_POLLOUT);
+    assert_int_equal (shmipc_channel_error (a), 0);
+    //  b sleeps (its events armed it); a wakes it on the socket
+    shmipc_msg_t *msg = shmipc_msg_new ();
+    assert_int_equal (shmipc_channel_events (b), SHMIPC_POLLOUT);
+    s_send_pattern (a, 10, 1);
+    int woke = 0;
+    assert_int_equal (tu_channel_wait (b, 1000, &woke), 1);
+    assert_int_equal (woke, 1);
+    assert_int_equal (shmipc_channel_events (b), SHMIPC_POLLIN | SHMIPC_POLLOUT);
+    s_recv_pattern (b, msg, 10, 1);
+    //  And b still wakes a through a's pipe
+    assert_int_equal (shmipc_channel_events (a), SHMIPC_POLLOUT);
+    s_send_pattern (b, 10, 2);
+    woke = 0;
+    assert_int_equal (tu_channel_wait (a, 1000, &woke), 1);
+    assert_int_equal (woke, 2);
+    assert_int_equal (shmipc_channel_events (a), SHMIPC_POLLIN | SHMIPC_POLLOUT);
+    s_recv_pattern (a, msg, 10, 2);
+    shmipc_msg_destroy (&msg);
+    shmipc_channel_destroy (&a);
+    shmipc_channel_destroy (&b);
+    tu_assert_baseline (baseline);
+}
+
 static void
 test_channel_wake_fd_exists_after_handshake_and_wakes_a_poller (void **state)
 {
@@ -2182,6 +2229,7 @@ main (void)
         cmocka_unit_test (test_channel_events_reports_pollout_when_blocked_stream_can_go_on),
         cmocka_unit_test (test_channel_wake_fd_is_a_pipe_made_by_the_handshake_and_never_hangs_up),
         cmocka_unit_test (test_channel_wake_fd_exists_after_handshake_and_wakes_a_poller),
+        cmocka_unit_test (test_channel_out_of_descriptors_for_the_peer_pipe_wakes_with_records),
         cmocka_unit_test (test_channel_without_wake_pipe_is_woken_by_records_and_wakes_through_the_peer_pipe),
         cmocka_unit_test (test_channel_ready_channel_holds_three_descriptors),
         cmocka_unit_test (test_channel_sends_no_wakeup_to_a_reader_that_keeps_up),
