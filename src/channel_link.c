@@ -118,11 +118,14 @@ s_send_ack (shmipc__channel_link_t *self)
                         && errno == EAGAIN;
 }
 
-int
-shmipc__channel_link_send_pool (shmipc__channel_link_t *self, int fd)
+//  Send an 8-byte record of type with one descriptor (POOL, PIPE) without
+//  waiting. Returns 0, or -1 with errno EAGAIN (socket full) or EPIPE
+//  (peer gone, now noted).
+static int
+s_send_with_fd (shmipc__channel_link_t *self, int type, int fd)
 {
     uint8_t head [SHMIPC__RECORD_HEAD];
-    shmipc__wire_header (head, SHMIPC__WIRE_POOL, 0);
+    shmipc__wire_header (head, type, 0);
     ssize_t sent = shmipc_fdpass_send (self->sock, head, sizeof head, &fd, 1,
                                        SHMIPC_DONTWAIT);
     if (sent == (ssize_t) sizeof head)
@@ -136,6 +139,12 @@ shmipc__channel_link_send_pool (shmipc__channel_link_t *self, int fd)
     return -1;
 }
 
+int
+shmipc__channel_link_send_pool (shmipc__channel_link_t *self, int fd)
+{
+    return s_send_with_fd (self, SHMIPC__WIRE_POOL, fd);
+}
+
 void
 shmipc__channel_link_offer_pipe (shmipc__channel_link_t *self)
 {
@@ -147,12 +156,9 @@ shmipc__channel_link_offer_pipe (shmipc__channel_link_t *self)
                      self->name, strerror (errno));
         return;
     }
-    uint8_t head [SHMIPC__RECORD_HEAD];
-    shmipc__wire_header (head, SHMIPC__WIRE_PIPE, 0);
-    ssize_t sent = shmipc_fdpass_send (self->sock, head, sizeof head, &give, 1,
-                                       SHMIPC_DONTWAIT);
+    int rc = s_send_with_fd (self, SHMIPC__WIRE_PIPE, give);
     close (give);
-    if (sent != (ssize_t) sizeof head) {
+    if (rc) {
         //  The peer never learns of it, so it goes on with WAKE records
         close (self->wake_own);
         self->wake_own = -1;
