@@ -73,29 +73,21 @@ s_watch_bridge (shmipc__peer_t *self)
     return 0;
 }
 
-//  Register the channel's descriptors for events (0: keep them in the set
-//  but ask for nothing, so that end of stream cannot keep waking us). The
-//  wake pipe joins the socket once the handshake has made it.
+//  Register the channel's descriptor for events (0: keep it in the set but
+//  ask for nothing, so that end of stream cannot keep waking us). The
+//  channel has no wake pipe to watch: we ask for WAKE records (peer_new).
 static void
 s_watch_channel (shmipc__peer_t *self, uint32_t events)
 {
-    if (self->epfd < 0)
-        return;
-    int wake = shmipc_channel_wake_fd (self->channel);
-    bool wake_due = wake >= 0 && !self->wake_added;
-    if (self->channel_added && self->channel_watch == events && !wake_due)
+    if (self->epfd < 0 || (self->channel_added && self->channel_watch == events))
         return;
     struct epoll_event event = { .events = events, .data.ptr = self->tag };
     int fd = shmipc_channel_fd (self->channel);
     if (epoll_ctl (self->epfd, self->channel_added ? EPOLL_CTL_MOD : EPOLL_CTL_ADD,
-                   fd, &event))
-        return;
-    self->channel_added = true;
-    self->channel_watch = events;
-    if (wake >= 0
-    &&  epoll_ctl (self->epfd, self->wake_added ? EPOLL_CTL_MOD : EPOLL_CTL_ADD,
-                   wake, &event) == 0)
-        self->wake_added = true;
+                   fd, &event) == 0) {
+        self->channel_added = true;
+        self->channel_watch = events;
+    }
 }
 
 //  Take our descriptors out of the epoll set.
@@ -106,12 +98,9 @@ s_unwatch (shmipc__peer_t *self)
         return;
     if (self->channel_added)
         epoll_ctl (self->epfd, EPOLL_CTL_DEL, shmipc_channel_fd (self->channel), NULL);
-    if (self->wake_added)
-        epoll_ctl (self->epfd, EPOLL_CTL_DEL, shmipc_channel_wake_fd (self->channel), NULL);
     if (self->bridge_fd >= 0)
         epoll_ctl (self->epfd, EPOLL_CTL_DEL, self->bridge_fd, NULL);
     self->channel_added = false;
-    self->wake_added = false;
     self->bridge_fd = -1;
 }
 
@@ -139,7 +128,8 @@ shmipc__peer_new (int sock, int role, const shmipc__sockinfo_t *info,
     shmipc_channel_set_events_driven (self->channel, true);
     //  WAKE records, not a wake pipe: with the actor's spin, the pipe made
     //  the 64 B round trip a third slower and the wake-ups per round trip
-    //  half as many again (docs/performance.md, "Wake pipes")
+    //  half as many again (docs/performance.md, "Wake pipes"). So the
+    //  channel's descriptor is the only one to watch
     shmipc_channel_set_wake_pipe (self->channel, false);
     if (info->maxmsgsize)
         shmipc_channel_set_maxmsgsize (self->channel, info->maxmsgsize);
@@ -303,8 +293,6 @@ shmipc__peer_process (shmipc__peer_t *self, int batch)
                 return 0;
             return shmipc__peer_die_channel (self, "handshake failed");
         }
-        //  The channel's wake pipe exists from here on: watch it too
-        s_watch_channel (self, EPOLLIN);
         if (s_greet (self))
             return -1;
     }

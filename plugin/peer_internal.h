@@ -29,8 +29,6 @@ struct _shmipc__peer_t {
     uint32_t channel_watch;         //  Events the channel's descriptor is
                                     //  registered for (0: not registered)
     bool channel_added;             //  The descriptor is in the set
-    bool wake_added;                //  So is the channel's wake pipe (it
-                                    //  has one once the handshake is done)
     int bridge_fd;                  //  The bridge's ZMQ_FD in the set, or -1
     shmipc__sockinfo_t info;        //  The user socket, as bind/connect saw it
     char *endpoint;                 //  Endpoint, for logs; owned
