@@ -151,6 +151,17 @@ s_fake_send (s_fake_t *fake, const void *data, size_t size)
     assert_int_equal (send (fake->sock, data, size, MSG_NOSIGNAL), (ssize_t) size);
 }
 
+//  Send an 8-byte record of type (POOL, PIPE) by hand: value as given, and
+//  nfds descriptors.
+static void
+s_fake_send_fds (s_fake_t *fake, int type, uint32_t value, const int *fds, size_t nfds)
+{
+    uint8_t record [SHMIPC__RECORD_HEAD];
+    shmipc__wire_header (record, type, value);
+    assert_int_equal (shmipc_fdpass_send (fake->sock, record, sizeof record, fds, nfds, 0),
+                      sizeof record);
+}
+
 //  Assert the victim is closed with EPROTO, says why, and stays closed;
 //  the fake sees end of stream.
 static void
@@ -1024,16 +1035,6 @@ test_channel_resends_ack_that_found_the_socket_full (void **state)
 //  --------------------------------------------------------------------------
 //  Wake pipes: PIPE records on the socket, bytes in the pipes
 
-//  Send a PIPE record by hand: value, then nfds descriptors.
-static void
-s_fake_send_pipe (s_fake_t *fake, uint32_t value, const int *fds, size_t nfds)
-{
-    uint8_t record [SHMIPC__RECORD_HEAD];
-    shmipc__wire_header (record, SHMIPC__WIRE_PIPE, value);
-    assert_int_equal (shmipc_fdpass_send (fake->sock, record, sizeof record, fds, nfds, 0),
-                      sizeof record);
-}
-
 //  Take the victim's PIPE record, which follows its HELLO: return the write
 //  end of its wake pipe.
 static int
@@ -1050,14 +1051,6 @@ s_fake_take_pipe (s_fake_t *fake)
     assert_int_equal (record.type, SHMIPC__WIRE_PIPE);
     assert_int_equal (nfds, 1);
     return fd;
-}
-
-//  Return 1 if fd is readable now, else 0.
-static int
-s_readable (int fd)
-{
-    struct pollfd item = { .fd = fd, .events = POLLIN };
-    return poll (&item, 1, 0) == 1 && (item.revents & POLLIN) ? 1 : 0;
 }
 
 //  Count WAKE records waiting on the fake's socket, reading them all.
@@ -1102,18 +1095,18 @@ test_channel_refuses_pipe_records_that_break_the_rules (void **state)
         int fds [2] = { ends [1], ends [1] };
         int other = -1;
         if (kind == 0)
-            s_fake_send_pipe (&fake, 0, NULL, 0);
+            s_fake_send_fds (&fake, SHMIPC__WIRE_PIPE, 0, NULL, 0);
         else
         if (kind == 1) {
-            s_fake_send_pipe (&fake, 0, fds, 1);
+            s_fake_send_fds (&fake, SHMIPC__WIRE_PIPE, 0, fds, 1);
             assert_int_equal (shmipc_channel_events (victim), SHMIPC_POLLOUT);
             assert_int_equal (tu_fd_count (), fds_open + 2 + 1);
             kept = 1;                   //  Its own description of our pipe
-            s_fake_send_pipe (&fake, 0, fds, 1);
+            s_fake_send_fds (&fake, SHMIPC__WIRE_PIPE, 0, fds, 1);
         }
         else
         if (kind == 2)
-            s_fake_send_pipe (&fake, 1, fds, 1);
+            s_fake_send_fds (&fake, SHMIPC__WIRE_PIPE, 1, fds, 1);
         else
         if (kind == 3) {
             uint8_t record [SHMIPC__RECORD_HEAD + 8] = { 0 };
@@ -1123,7 +1116,7 @@ test_channel_refuses_pipe_records_that_break_the_rules (void **state)
         }
         else
         if (kind == 4)
-            s_fake_send_pipe (&fake, 0, fds, 2);
+            s_fake_send_fds (&fake, SHMIPC__WIRE_PIPE, 0, fds, 2);
         else {
             if (kind == 5)
                 other = memfd_create ("shmipc:notapipe", MFD_CLOEXEC);
@@ -1145,7 +1138,7 @@ test_channel_refuses_pipe_records_that_break_the_rules (void **state)
             else
                 other = eventfd (0, EFD_CLOEXEC);
             assert_true (other >= 0);
-            s_fake_send_pipe (&fake, 0, &other, 1);
+            s_fake_send_fds (&fake, SHMIPC__WIRE_PIPE, 0, &other, 1);
         }
         assert_int_equal (shmipc_channel_events (victim), SHMIPC_POLLERR);
         assert_string_equal (shmipc_channel_reason (victim), reasons [kind]);
@@ -1177,7 +1170,7 @@ test_channel_wakes_through_the_peer_pipe_and_never_blocks_on_it (void **state)
     shmipc_channel_t *victim = s_fake_new (&fake, 4096);
     int ends [2];
     assert_int_equal (pipe2 (ends, O_CLOEXEC | O_NONBLOCK), 0);
-    s_fake_send_pipe (&fake, 0, &ends [1], 1);
+    s_fake_send_fds (&fake, SHMIPC__WIRE_PIPE, 0, &ends [1], 1);
     assert_int_equal (shmipc_channel_events (victim), SHMIPC_POLLOUT);
     (void) s_fake_count_wakes (&fake);
 
@@ -1240,18 +1233,17 @@ test_channel_drains_a_flooded_wake_pipe_and_it_never_hangs_up (void **state)
         filled++;
     assert_int_equal (filled, 4096);
     close (give);
-    assert_int_equal (s_readable (wake), 1);
+    assert_int_equal (shmipc__poll_fd (wake, POLLIN, 0), POLLIN);
     //  The first events arms (it reads the pipe only once a flag was armed
     //  since the last read: until then an honest peer writes nothing)
     assert_int_equal (shmipc_channel_events (victim), SHMIPC_POLLOUT);
     assert_int_equal (shmipc_channel_events (victim), SHMIPC_POLLOUT);
-    assert_int_equal (s_readable (wake), 0);
+    //  Drained; the write end is gone, and still no hang-up (poll says
+    //  nothing at all): nothing to spin on
+    assert_int_equal (shmipc__poll_fd (wake, POLLIN, 0), 0);
     shmipc_channel_stats_t stats;
     shmipc_channel_stats (victim, &stats);
     assert_int_equal (stats.wakeups_received, 4096);
-    //  The write end is gone, and still no hang-up: nothing to spin on
-    struct pollfd item = { .fd = wake, .events = POLLIN };
-    assert_int_equal (poll (&item, 1, 0), 0);
     assert_int_equal (shmipc_channel_error (victim), 0);
     shmipc_channel_destroy (&victim);
     s_fake_destroy (&fake);
@@ -1272,16 +1264,6 @@ typedef struct {
     uint32_t kind;
     uint64_t size;
 } s_segment_header_t;
-
-//  Send a POOL record by hand: value as given, and nfds descriptors.
-static void
-s_fake_send_pool (s_fake_t *fake, uint32_t value, const int *fds, size_t nfds)
-{
-    uint8_t record [SHMIPC__RECORD_HEAD];
-    shmipc__wire_header (record, SHMIPC__WIRE_POOL, value);
-    assert_int_equal (shmipc_fdpass_send (fake->sock, record, sizeof record, fds, nfds, 0),
-                      sizeof record);
-}
 
 //  The data area of a pool (the fake's read-write mapping).
 static uint8_t *
@@ -1310,7 +1292,7 @@ s_fake_pool (s_fake_t *fake)
 {
     shmipc_segment_t *pool = s_pool_new ();
     int fd = shmipc_segment_fd (pool);
-    s_fake_send_pool (fake, 0, &fd, 1);
+    s_fake_send_fds (fake, SHMIPC__WIRE_POOL, 0, &fd, 1);
     return pool;
 }
 
@@ -1441,10 +1423,10 @@ test_channel_refuses_pool_records_that_break_the_rules (void **state)
         uint8_t record [SHMIPC__RECORD_HEAD + 8] = { 0 };
         size_t size = SHMIPC__RECORD_HEAD;
         if (kind == 0)
-            s_fake_send_pool (&fake, 0, NULL, 0);
+            s_fake_send_fds (&fake, SHMIPC__WIRE_POOL, 0, NULL, 0);
         else
         if (kind == 1 || kind == 2) {
-            s_fake_send_pool (&fake, 0, &fd, 1);
+            s_fake_send_fds (&fake, SHMIPC__WIRE_POOL, 0, &fd, 1);
             if (kind == 2) {            //  Mapped at a first LOAN, read
                 s_fake_store (&fake, S_HEAD, s_fake_loan (&fake, 0, 0, 0, 8, 16));
                 shmipc_msg_t *msg = shmipc_msg_new ();
@@ -1455,14 +1437,14 @@ test_channel_refuses_pool_records_that_break_the_rules (void **state)
             assert_int_equal (shmipc_channel_events (victim), SHMIPC_POLLOUT);
             assert_int_equal (tu_fd_count (), fds_open + 1);
             kept = 1;
-            s_fake_send_pool (&fake, 0, &fd, 1);
+            s_fake_send_fds (&fake, SHMIPC__WIRE_POOL, 0, &fd, 1);
         }
         else
         if (kind == 3)
-            s_fake_send_pool (&fake, 1, &fd, 1);
+            s_fake_send_fds (&fake, SHMIPC__WIRE_POOL, 1, &fd, 1);
         else
         if (kind == 6)
-            s_fake_send_pool (&fake, 0, fds, 2);
+            s_fake_send_fds (&fake, SHMIPC__WIRE_POOL, 0, fds, 2);
         else {
             int type = kind == 7 ? SHMIPC__WIRE_WAKE
                      : kind == 8 ? SHMIPC__WIRE_ACK
@@ -1662,7 +1644,7 @@ test_channel_refuses_peer_loan_pool_it_cannot_trust (void **state)
         else
             assert_true (errno == EBADF || errno == EPERM);
         int fds_made = tu_fd_count ();
-        s_fake_send_pool (&fake, 0, &fd, 1);
+        s_fake_send_fds (&fake, SHMIPC__WIRE_POOL, 0, &fd, 1);
         close (fd);
         shmipc_segment_destroy (&segment);
         //  Kept, unchecked, until the first LOAN
